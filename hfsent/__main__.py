@@ -1,0 +1,7 @@
+"""``python -m hfsent`` is the ``hfsent`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins).
+
+``hfsent train recipe.yaml --learning_rate 3e-5`` parses into the recipe's dataclasses
+(for example hfsent's data/model arguments and `transformers.TrainingArguments`). YAML values become
+the argparse defaults, so they are converted by the same types as command-line values (``2e-5`` in
+YAML is a float, not a string) and the command line overrides them. Unknown YAML keys fail before
+any work, naming the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+
+class RecipeError(ValueError):
+    """A recipe file or command line that cannot be used; the message names the culprit."""
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a recipe YAML file into a dict, with clear errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {str(path)!r}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise RecipeError(f"recipe file {str(path)!r} is not valid UTF-8 YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe file {str(path)!r} must hold a mapping of key: value, not {type(data).__name__}")
+    return data
+
+
+class RecipeParser(HfArgumentParser):
+    """`HfArgumentParser` that reads an optional leading ``recipe.yaml`` and lets the CLI override it."""
+
+    def parse_recipe(self, argv: Sequence[str] | None = None) -> tuple[Any, ...]:
+        """Parse ``[recipe.yaml] [--key value ...]`` into one instance per dataclass type."""
+        argv = list(argv or [])
+        if argv and not argv[0].startswith("-"):
+            recipe_path, argv = argv[0], argv[1:]
+            self.apply_yaml_defaults(load_yaml(recipe_path), source=recipe_path)
+        try:
+            return self.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+        except (ValueError, TypeError) as err:
+            # dataclass __post_init__ checks (e.g. TrainingArguments) raise ValueError
+            raise RecipeError(str(err)) from err
+
+    def apply_yaml_defaults(self, values: dict[str, Any], source: str = "recipe") -> None:
+        """Use ``values`` as argument defaults; reject keys that no dataclass field accepts."""
+        actions = {a.dest: a for a in self._actions if a.dest != "help"}
+        for key, value in values.items():
+            if key not in actions:
+                close = difflib.get_close_matches(key, list(actions), n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise RecipeError(f"unknown key {key!r} in {source}{hint}")
+            action = actions[key]
+            if isinstance(value, (int, float, bool)) and not isinstance(value, str) and action.type is str:
+                value = str(value)
+            action.default = value
+            action.required = False
+
+
+def recipe_to_dict(*args: Any) -> dict[str, Any]:
+    """Flatten parsed recipe dataclasses into one dict (tokens redacted by TrainingArguments.to_dict)."""
+    resolved: dict[str, Any] = {}
+    for obj in args:
+        if hasattr(obj, "to_dict"):
+            resolved.update(obj.to_dict())
+        else:
+            resolved.update(dataclasses.asdict(obj))
+    return {k: v for k, v in resolved.items() if not k.endswith("_token") or v is None}
+
+
+def save_recipe(output_dir: str | os.PathLike, *args: Any, filename: str = "recipe.yaml") -> Path:
+    """Write the resolved recipe (every argument's final value) to ``output_dir/filename``."""
+    path = Path(output_dir) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe_to_dict(*args), sort_keys=True, allow_unicode=True), encoding="utf-8")
+    return path

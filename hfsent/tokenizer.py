@@ -1,0 +1,62 @@
+"""Tokenizer loading with the fixes BERT checkpoints need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+DEFAULT_MODEL_MAX_LENGTH = 512
+
+
+def load_tokenizer(name_or_path: str, model_max_length: int | None = None, **kwargs) -> PreTrainedTokenizerBase:
+    """Load a tokenizer (Hub id or local folder) with a usable ``model_max_length``.
+
+    bert-base-chinese's tokenizer_config has no ``model_max_length`` (transformers then reports
+    1e30, so truncation never happens): it is set to ``model_max_length`` or 512.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    if model_max_length is not None:
+        tokenizer.model_max_length = model_max_length
+    elif tokenizer.model_max_length is None or tokenizer.model_max_length > 100_000:
+        tokenizer.model_max_length = DEFAULT_MODEL_MAX_LENGTH
+    if tokenizer.pad_token is None:
+        raise ValueError(
+            f"the tokenizer at {name_or_path!r} has no pad token; save it with "
+            "`tokenizer.save_pretrained(dir)` rather than copying raw tokenizer files"
+        )
+    return tokenizer
+
+
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def train_wordpiece_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH
+) -> PreTrainedTokenizerBase:
+    """Train a BERT WordPiece tokenizer offline on ``texts`` (Chinese characters split one per token).
+
+    Use it where no pretrained tokenizer can be downloaded (the quickstart, tests); train it on
+    training texts only. Returns a `transformers.BertTokenizer` ready for ``save_pretrained``.
+    """
+    from tokenizers.implementations import BertWordPieceTokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import BertTokenizer
+
+    trainer = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, special_tokens=list(BERT_SPECIAL_TOKENS))
+    backend = trainer._tokenizer
+    backend.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[(t, backend.token_to_id(t)) for t in ("[CLS]", "[SEP]")],
+    )
+    return BertTokenizer(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
