@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 import hfsent
 
 from .helpers import REVIEWS, review_tokenizer, tiny_config
+from .hub_server import HubServer, running_hub
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +36,22 @@ def tiny_checkpoint(tmp_path, zh_tokenizer):
 def reviews():
     """Chinese product reviews, half positive then half negative."""
     return list(REVIEWS)
+
+
+@pytest.fixture
+def hub(tmp_path_factory, monkeypatch) -> Iterator[HubServer]:
+    """A fresh in-process fake Hugging Face Hub that the real ``huggingface_hub`` client talks to.
+
+    Yields a started `tests.hub_server.HubServer`: ``.url``, ``.token`` (valid write token of ``"user"``),
+    ``.repos``/``.repo(id)`` (commits and files, for assertions), ``.requests`` (every request: method, path,
+    headers, body), ``.find_uploaded(needle)``, ``.fail_next(route_or_substring, times=, status=, disconnect=)``,
+    ``.add_repo(...)``, ``.add_token(...)``, ``.env``.
+
+    ``HF_ENDPOINT``, ``HF_HOME`` (fresh tmp dir), ``HF_TOKEN=hub.token``, ``HF_HUB_DISABLE_XET=1`` and
+    ``HF_HUB_OFFLINE=0`` are set with ``monkeypatch.setenv``, so subprocesses inherit them (give a child its own
+    empty cache with ``env={**os.environ, "HF_HOME": ...}``). ``huggingface_hub`` reads them once at import, so in
+    this process their import-time copies are monkeypatched too (``constants.ENDPOINT``, the cache/token paths,
+    ``huggingface_hub.hf_api.api.endpoint``, ...): see `tests.hub_server.configure_client`. All undone afterwards.
+    """
+    with running_hub(tmp_path_factory.mktemp("hub"), monkeypatch) as server:
+        yield server
