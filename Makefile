@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 quickstart: install
-	$(PY) examples/offline_demo.py
+	$(VENV)/bin/hfsent train recipes/quickstart.yaml
 
 test: install
 	$(PY) -m pytest -q

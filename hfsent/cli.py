@@ -10,7 +10,9 @@ import importlib
 import sys
 
 # command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("hfsent.commands.train", "fine-tune a sentiment model from a recipe YAML"),
+}
 
 
 def _usage() -> str:

@@ -57,17 +57,20 @@ class RecipeParser(HfArgumentParser):
 
     def apply_yaml_defaults(self, values: dict[str, Any], source: str = "recipe") -> None:
         """Use ``values`` as argument defaults; reject keys that no dataclass field accepts."""
-        actions = {a.dest: a for a in self._actions if a.dest != "help"}
+        actions: dict[str, list] = {}
+        for action in self._actions:
+            if action.dest != "help":  # a bool field has two actions: --flag and --no_flag
+                actions.setdefault(action.dest, []).append(action)
         for key, value in values.items():
             if key not in actions:
                 close = difflib.get_close_matches(key, list(actions), n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise RecipeError(f"unknown key {key!r} in {source}{hint}")
-            action = actions[key]
-            if isinstance(value, (int, float, bool)) and not isinstance(value, str) and action.type is str:
-                value = str(value)
-            action.default = value
-            action.required = False
+            for action in actions[key]:
+                if isinstance(value, (int, float, bool)) and action.type is str:
+                    value = str(value)
+                action.default = value
+                action.required = False
 
 
 def recipe_to_dict(*args: Any) -> dict[str, Any]:

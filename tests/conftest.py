@@ -9,7 +9,7 @@ import torch
 
 import hfsent
 
-from .helpers import REVIEWS, review_tokenizer, tiny_config
+from .helpers import REVIEWS, review_tokenizer, tiny_config, write_review_csv
 from .hub_server import HubServer, running_hub
 
 
@@ -55,3 +55,17 @@ def hub(tmp_path_factory, monkeypatch) -> Iterator[HubServer]:
     """
     with running_hub(tmp_path_factory.mktemp("hub"), monkeypatch) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory, zh_tokenizer):
+    """The review tokenizer saved to a folder (a valid ``tokenizer_name``)."""
+    out = tmp_path_factory.mktemp("tokenizer")
+    zh_tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def review_csv(tmp_path_factory):
+    """A CSV of 200 separable synthetic reviews (cat, label, review)."""
+    return write_review_csv(tmp_path_factory.mktemp("data") / "reviews.csv")

@@ -85,3 +85,67 @@ def run_without_hfsent(code: str, *args: str, env: dict[str, str] | None = None)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     assert len(lines) == 1, f"expected one result line, got stdout:\n{proc.stdout[-4000:]}"
     return json.loads(lines[0][len(RESULT_MARKER) :])
+
+
+def write_review_csv(path: Path, n: int = 200, seed: int = 0, text_column: str = "review") -> Path:
+    """A CSV of ``n`` separable synthetic reviews (columns cat, label, <text_column>), half positive."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cat", "label", text_column])
+        for i in range(n):
+            label = i % 2
+            pool = POSITIVE_REVIEWS if label else NEGATIVE_REVIEWS
+            parts = rng.sample(pool, k=2)
+            writer.writerow(["测试", label, "，".join(parts) + "。" * rng.randint(0, 3)])
+    return path
+
+
+TINY_OVERRIDES = (
+    "num_hidden_layers=1,hidden_size=32,num_attention_heads=2,intermediate_size=64,max_position_embeddings=128"
+)
+
+
+def tiny_recipe(tmp_path: Path, tokenizer_dir: Path, data: Path, **overrides) -> Path:
+    """Write a fine-tuning recipe YAML for a tiny from-config model; ``overrides`` replace/add keys."""
+    import yaml
+
+    recipe = {
+        "dataset_name": str(data),
+        "text_column": "review",
+        "label_column": "label",
+        "max_length": 32,
+        "test_split_size": 0.2,
+        "validation_split_size": 0.2,
+        "split_seed": 0,
+        "model_name_or_path": None,
+        "config_overrides": TINY_OVERRIDES,
+        "tokenizer_name": str(tokenizer_dir),
+        "output_dir": str(tmp_path / "out"),
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 32,
+        "learning_rate": "3e-3",
+        "logging_steps": 5,
+        "seed": 0,
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "dataloader_pin_memory": False,
+    }
+    recipe.update(overrides)
+    path = tmp_path / "recipe.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300, launcher: list[str] | None = None):
+    """Run ``python -m hfsent ARGS`` (or ``launcher + ARGS``) in a subprocess; return the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = (launcher or [sys.executable, "-m", "hfsent"]) + list(args)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL
+    )

@@ -1,0 +1,1 @@
+"""`evaluate` modules shipped with hfsent, so metrics load offline (``evaluate.load(path)``)."""
