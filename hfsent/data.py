@@ -206,8 +206,8 @@ def check_columns(raw: DatasetDict, args: DataArguments) -> None:
 
 def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:
     """Drop rows with missing/blank text and (by policy) labels outside {0, 1}; add the ``labels`` column."""
-    texts = ds[args.text_column]
-    raw_labels = ds[args.label_column]
+    texts = list(ds[args.text_column])
+    raw_labels = list(ds[args.label_column])
     labels = [normalize_label(v) for v in raw_labels]
     bad = [i for i, y in enumerate(labels) if y is None]
     if bad and args.invalid_labels == "error":
@@ -252,7 +252,7 @@ def deduplicate_indices(texts: list[str], labels: list[int]) -> list[int]:
 
 
 def _deduplicate(ds: Dataset, args: DataArguments, split: str) -> Dataset:
-    keep = deduplicate_indices(ds[args.text_column], ds[LABELS_COLUMN])
+    keep = deduplicate_indices(list(ds[args.text_column]), list(ds[LABELS_COLUMN]))
     if len(keep) < len(ds):
         logger.info("split %r: de-duplication dropped %d of %d rows", split, len(ds) - len(keep), len(ds))
     return ds.select(keep)
@@ -302,11 +302,11 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
 
     train = splits["train"]
     if "test" not in splits and args.test_split_size > 0:
-        train_idx, test_idx = stratified_split(train[LABELS_COLUMN], args.test_split_size, args.split_seed)
+        train_idx, test_idx = stratified_split(list(train[LABELS_COLUMN]), args.test_split_size, args.split_seed)
         splits["test"] = train.select(test_idx)
         train = train.select(train_idx)
     if "validation" not in splits and args.validation_split_size > 0:
-        train_idx, val_idx = stratified_split(train[LABELS_COLUMN], args.validation_split_size, args.split_seed)
+        train_idx, val_idx = stratified_split(list(train[LABELS_COLUMN]), args.validation_split_size, args.split_seed)
         splits["validation"] = train.select(val_idx)
         train = train.select(train_idx)
     splits["train"] = train
