@@ -94,6 +94,8 @@ class ModelArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint's repo."})
 
     def __post_init__(self) -> None:
+        if str(self.model_name_or_path).lower() in ("", "none", "null"):
+            self.model_name_or_path = None  # `--model_name_or_path null` on the command line
         if self.model_name_or_path and (self.config_name or self.config_overrides):
             raise ValueError(
                 "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
