@@ -1,0 +1,142 @@
+"""Recipe arguments of MLM pretraining (the keys of ``recipes/pretrain/*.yaml``), after run_mlm.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..recipe import RecipeError
+
+
+@dataclass
+class PretrainModelArguments:
+    """Where the encoder starts: a checkpoint to continue, or a config to build from scratch."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Checkpoint to continue pretraining (Hub id or folder). Leave empty to start from scratch."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Config (Hub id or folder) of a model built from scratch; default: a fresh BertConfig."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated config changes, e.g. 'num_hidden_layers=4,hidden_size=256'."},
+    )
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer (Hub id or folder); default: model_name_or_path, then config_name."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    evaluate_before_training: bool = field(
+        default=False,
+        metadata={"help": "Also evaluate the starting model (init_eval_* in all_results.json)."},
+    )
+
+    def __post_init__(self) -> None:
+        if not (self.tokenizer_name or self.model_name_or_path or self.config_name):
+            raise RecipeError(
+                "no tokenizer: set tokenizer_name (from scratch) or model_name_or_path (continued pretraining)"
+            )
+
+
+@dataclass
+class PretrainDataArguments:
+    """The text corpus and how it becomes masked training sequences."""
+
+    dataset_name: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "One or several sources: local text/CSV/TSV/JSON(L)/Parquet files, folders, globs or Hub ids."
+        },
+    )
+    dataset_config_name: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Hub dataset config: one for all sources, or one per source ('' for none)."},
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split of Hub datasets to read."})
+    text_column: list[str] = field(
+        default_factory=lambda: ["text"],
+        metadata={"help": "Text column: one name for all sources, or one per source (text files have 'text')."},
+    )
+    source_mixing: str = field(
+        default="concatenate",
+        metadata={"help": "'concatenate' the sources, or 'interleave' them (with source_probabilities)."},
+    )
+    source_probabilities: list[float] | None = field(
+        default=None,
+        metadata={"help": "With source_mixing=interleave: sampling probability of each source."},
+    )
+    validation_split_percentage: float = field(
+        default=5.0,
+        metadata={"help": "Share of documents (%) held out for evaluation; 0 for none."},
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per training sequence, [CLS] included."})
+    line_by_line: bool = field(
+        default=False,
+        metadata={"help": "One sequence per document (truncated) instead of packing documents into full blocks."},
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "With line_by_line: pad every sequence to max_seq_length (else to the batch's longest)."},
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens (or words) selected."})
+    mask_replace_prob: float = field(default=0.8, metadata={"help": "Of the selected: share replaced by [MASK]."})
+    random_replace_prob: float = field(default=0.1, metadata={"help": "Of the selected: share replaced at random."})
+    whole_word_mask: bool = field(
+        default=False,
+        metadata={"help": "Chinese whole-word masking: words from jieba; all characters of a chosen word together."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many train sequences."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most this many eval sequences."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached tokenization."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dataset_name, str):
+            self.dataset_name = [self.dataset_name]
+        if isinstance(self.text_column, str):
+            self.text_column = [self.text_column]
+        if isinstance(self.dataset_config_name, str):
+            self.dataset_config_name = [self.dataset_config_name]
+        if not self.dataset_name:
+            raise RecipeError("dataset_name is empty: name at least one corpus file, folder or Hub dataset")
+        n = len(self.dataset_name)
+        for key in ("text_column", "dataset_config_name"):
+            values = getattr(self, key)
+            if len(values) not in (0, 1, n) or (key == "text_column" and not values):
+                raise RecipeError(f"{key} must hold one value or one per source ({n}), got {values!r}")
+        if self.source_mixing not in ("concatenate", "interleave"):
+            raise RecipeError(f"source_mixing must be 'concatenate' or 'interleave', got {self.source_mixing!r}")
+        if self.source_probabilities is not None:
+            if self.source_mixing != "interleave":
+                raise RecipeError("source_probabilities needs source_mixing: interleave")
+            if len(self.source_probabilities) != n or abs(sum(self.source_probabilities) - 1.0) > 1e-6:
+                raise RecipeError(
+                    f"source_probabilities must be {n} numbers summing to 1, got {self.source_probabilities}"
+                )
+        if not 0.0 <= self.validation_split_percentage < 100.0:
+            raise RecipeError(
+                f"validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}"
+            )
+        if self.max_seq_length < 3:
+            raise RecipeError(f"max_seq_length must be at least 3, got {self.max_seq_length}")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise RecipeError(f"mlm_probability must be strictly between 0 and 1, got {self.mlm_probability}")
+        replace = (self.mask_replace_prob, self.random_replace_prob)
+        if min(replace) < 0 or sum(replace) > 1:
+            raise RecipeError(f"mask_replace_prob and random_replace_prob must be >= 0 with sum <= 1, got {replace}")
+        if self.pad_to_max_length and not self.line_by_line:
+            raise RecipeError("pad_to_max_length only applies with line_by_line (packed blocks are full already)")
+
+    def per_source(self, key: str) -> list[str | None]:
+        """``text_column`` or ``dataset_config_name`` spelled out for each source (None: not set)."""
+        values = getattr(self, key)
+        if not values:
+            return [None] * len(self.dataset_name)
+        if len(values) == 1:
+            return list(values) * len(self.dataset_name)
+        return list(values)
+
+
+__all__ = ["PretrainDataArguments", "PretrainModelArguments"]

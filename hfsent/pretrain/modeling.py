@@ -1,0 +1,91 @@
+"""`BertForMaskedLM` that projects onto the vocabulary only at masked positions while training.
+
+The stock model runs its LM head (transform + a ``hidden x vocab`` projection, 21,128 words for
+bert-base-chinese) at every position, then ignores ~85 % of the result in the loss. For a small
+encoder that projection is most of the compute. This subclass gathers the hidden states where
+``labels != -100`` first: same loss, same gradients, far less work. Its weights, keys and saved
+checkpoints are exactly the stock ones.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import BertForMaskedLM
+from transformers.modeling_outputs import MaskedLMOutput
+
+from .masking import IGNORE_INDEX
+
+
+class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
+    """`BertForMaskedLM` whose loss projects only the masked positions onto the vocabulary.
+
+    With ``labels``, ``logits`` has shape ``(n_masked, vocab_size)``: the rows of the positions where
+    ``labels != -100``, in row-major order (``labels[labels != -100]`` are their targets) and ``loss``
+    is their mean cross-entropy (0 if nothing is masked). Without ``labels`` it is the stock model
+    (logits at every position, as ``pipeline("fill-mask")`` needs).
+
+    ``save_pretrained`` writes a standard ``BertForMaskedLM`` checkpoint (``architectures``
+    ``["BertForMaskedLM"]``, stock weight names), which loads with ``AutoModelForMaskedLM``.
+    """
+
+    # The loss is a mean over the masked tokens of the batch: the Trainer must not pass
+    # `num_items_in_batch` and assume the model normalised it (see NOTES: DDP / accumulation).
+    accepts_loss_kwargs = False
+    saved_architecture = "BertForMaskedLM"
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> MaskedLMOutput:
+        """Masked-only loss with ``labels``; the stock full-vocabulary logits without."""
+        kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("return_dict", None)
+        if labels is None:
+            return super().forward(
+                input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                return_dict=True,
+                **kwargs,
+            )
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        selected = labels != IGNORE_INDEX
+        logits = self.cls(outputs.last_hidden_state[selected])
+        targets = labels[selected]
+        if targets.numel():
+            loss = nn.functional.cross_entropy(logits.float(), targets)
+        else:  # nothing masked in this batch: a zero loss that still reaches the graph
+            loss = logits.sum() * 0.0
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Save as a standard ``BertForMaskedLM`` checkpoint (the weights are the stock ones)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.config.architectures = [self.saved_architecture]
+            self.config.save_pretrained(save_directory)
+
+
+__all__ = ["MaskedOnlyBertForMaskedLM"]

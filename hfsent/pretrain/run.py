@@ -1,0 +1,234 @@
+"""Run MLM pretraining with the Trainer: build the model and data, train, evaluate, save."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pyarrow.compute as pc
+import torch
+from datasets import Dataset
+from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
+
+from ..modelargs import build_config
+from ..recipe import RecipeError, save_recipe
+from ..tokenizer import load_tokenizer
+from .arguments import PretrainDataArguments, PretrainModelArguments
+from .corpus import load_corpus
+from .masking import IGNORE_INDEX, MLMCollator, premask
+from .modeling import MaskedOnlyBertForMaskedLM
+from .packing import encode_corpus_batch
+
+logger = logging.getLogger(__name__)
+
+
+def count_tokens(dataset: Dataset) -> int:
+    """Number of tokens in a dataset's ``input_ids`` (no padding is stored)."""
+    if len(dataset) == 0:
+        return 0
+    return int(pc.sum(pc.list_value_length(dataset.with_format("arrow")[:]["input_ids"])).as_py())
+
+
+@torch.no_grad()
+def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "eval") -> dict[str, float]:
+    """Held-out MLM metrics over every masked token of a pre-masked ``dataset`` (see `premask`).
+
+    Returns ``{prefix}_loss`` (mean cross-entropy per masked token), ``{prefix}_perplexity``
+    (``exp`` of it), ``{prefix}_accuracy`` (share of masked tokens predicted exactly),
+    ``{prefix}_masked_tokens`` and ``{prefix}_samples``. Token-weighted and exact across processes
+    (per-sequence sums gathered with ``gather_for_metrics``).
+    """
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for batch in trainer.get_eval_dataloader(dataset):
+        batch = {k: v.to(trainer.args.device) for k, v in batch.items()}
+        with trainer.accelerator.autocast():
+            logits = model(**batch).logits.float()
+        labels = batch["labels"]
+        selected = labels != IGNORE_INDEX
+        targets = labels[selected]
+        rows = selected.nonzero()[:, 0]
+        per_row = torch.zeros(labels.shape[0], 3, device=labels.device)
+        per_row[:, 0].index_add_(0, rows, torch.nn.functional.cross_entropy(logits, targets, reduction="none"))
+        per_row[:, 1].index_add_(0, rows, (logits.argmax(-1) == targets).float())
+        per_row[:, 2] = selected.sum(1)
+        totals += trainer.accelerator.gather_for_metrics(per_row).double().sum(0).cpu()
+    model.train(was_training)
+    nll, correct, count = totals.tolist()
+    loss = nll / count if count else float("nan")
+    return {
+        f"{metric_key_prefix}_loss": loss,
+        f"{metric_key_prefix}_perplexity": math.exp(min(loss, 700.0)) if count else float("nan"),
+        f"{metric_key_prefix}_accuracy": correct / count if count else float("nan"),
+        f"{metric_key_prefix}_masked_tokens": int(count),
+        f"{metric_key_prefix}_samples": len(dataset),
+    }
+
+
+def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
+    """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
+    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
+    try:
+        tokenizer = load_tokenizer(name, cache_dir=model_args.cache_dir)
+    except (OSError, ValueError) as err:
+        raise RecipeError(f"could not load a tokenizer from {name!r}: {err}") from err
+    missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
+    if missing:
+        raise RecipeError(f"the tokenizer at {name!r} has no {', '.join(missing)}: MLM pretraining needs BERT's")
+    return tokenizer
+
+
+def build_model(
+    model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+) -> MaskedOnlyBertForMaskedLM:
+    """A new model from the config (from scratch) or the checkpoint to continue, fitted to the tokenizer."""
+    config = build_config(
+        model_args.model_name_or_path,
+        model_args.config_name,
+        model_args.config_overrides,
+        cache_dir=model_args.cache_dir,
+    )
+    if config.model_type != "bert":
+        raise RecipeError(f"MLM pretraining supports BERT models (model_type 'bert'), got {config.model_type!r}")
+    if max_seq_length > config.max_position_embeddings:
+        raise RecipeError(
+            f"max_seq_length {max_seq_length} exceeds the model's max_position_embeddings "
+            f"{config.max_position_embeddings}"
+        )
+    if model_args.model_name_or_path:
+        try:
+            model = MaskedOnlyBertForMaskedLM.from_pretrained(
+                model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir
+            )
+        except OSError as err:
+            raise RecipeError(f"could not load model {model_args.model_name_or_path!r}: {err}") from err
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
+    else:
+        config.vocab_size = len(tokenizer)
+        config.pad_token_id = tokenizer.pad_token_id
+        model = MaskedOnlyBertForMaskedLM(config)
+    return model
+
+
+def prepare_datasets(
+    data_args: PretrainDataArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    training_args: TrainingArguments,
+    collator: MLMCollator,
+    cache_dir: str | None = None,
+) -> tuple[Dataset, Dataset | None]:
+    """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split."""
+    corpus = load_corpus(data_args, seed=training_args.seed, cache_dir=cache_dir)
+    with training_args.main_process_first(desc="corpus tokenization"):
+        encoded = corpus.map(
+            encode_corpus_batch,
+            batched=True,
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "max_seq_length": data_args.max_seq_length,
+                "line_by_line": data_args.line_by_line,
+                "whole_word_mask": data_args.whole_word_mask,
+            },
+            remove_columns=["text"],
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc="Tokenizing" + (" lines" if data_args.line_by_line else " and packing"),
+        )
+    train = encoded["train"]
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    eval_set = encoded.get("validation")
+    if eval_set is not None:
+        if data_args.max_eval_samples is not None:
+            eval_set = eval_set.select(range(min(data_args.max_eval_samples, len(eval_set))))
+        with training_args.main_process_first(desc="eval masking"):
+            eval_set = premask(eval_set, collator, seed=training_args.seed)
+    if len(train) == 0:
+        raise RecipeError("empty corpus: no training sequence left after tokenization")
+    return train, eval_set
+
+
+def run_pretraining(
+    model_args: PretrainModelArguments, data_args: PretrainDataArguments, training_args: TrainingArguments
+) -> dict[str, Any]:
+    """Pretrain (or continue pretraining) a BERT with MLM; save a standard BertForMaskedLM checkpoint.
+
+    Writes to ``output_dir``: the model (``AutoModelForMaskedLM``, ``pipeline("fill-mask")`` and the
+    fine-tuning recipe's ``model_name_or_path`` load it), the tokenizer (``model_max_length`` set),
+    ``all_results.json`` (train metrics and held-out ``eval_loss``/``eval_perplexity``/
+    ``eval_accuracy``; ``init_eval_*`` with ``evaluate_before_training``) and ``recipe.yaml`` (every
+    argument's final value). Returns the metrics.
+    """
+    if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
+        raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
+    set_seed(training_args.seed)
+    tokenizer = load_pretraining_tokenizer(model_args)
+    model = build_model(model_args, tokenizer, data_args.max_seq_length)
+    # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
+    trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_seq_length
+    tokenizer.model_max_length = min(tokenizer.model_max_length, trained_length)
+
+    collator = MLMCollator(
+        tokenizer=tokenizer,
+        mlm_probability=data_args.mlm_probability,
+        mask_replace_prob=data_args.mask_replace_prob,
+        random_replace_prob=data_args.random_replace_prob,
+        whole_word_mask=data_args.whole_word_mask,
+        pad_to_multiple_of=data_args.max_seq_length if data_args.pad_to_max_length else None,
+    )
+    train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
+
+    # word_starts is not a forward() argument but the collator needs it; evaluation gathers only
+    # the loss (masked-only logits differ in shape between batches).
+    training_args.remove_unused_columns = False
+    training_args.prediction_loss_only = True
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        data_collator=collator,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+    )
+    metrics: dict[str, Any] = {}
+    if model_args.evaluate_before_training and eval_set is not None:
+        init_metrics = evaluate_mlm(trainer, eval_set, metric_key_prefix="init_eval")
+        trainer.log_metrics("init_eval", init_metrics)
+        trainer.save_metrics("init_eval", init_metrics)
+        metrics.update(init_metrics)
+
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()
+    train_metrics = dict(result.metrics)
+    train_metrics["train_samples"] = len(train_set)
+    train_metrics["train_tokens"] = count_tokens(train_set)
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+    trainer.save_state()
+    metrics.update(train_metrics)
+
+    if eval_set is not None:
+        eval_metrics = evaluate_mlm(trainer, eval_set)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    if trainer.is_world_process_zero():
+        save_recipe(training_args.output_dir, model_args, data_args, training_args)
+    _release_distributed(trainer)
+    return metrics
+
+
+def _release_distributed(trainer: Trainer) -> None:
+    """Tear down DDP cleanly: drop the wrapped model before destroying the process group (see NOTES)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        trainer.model_wrapped = trainer.model
+        trainer.accelerator.free_memory()
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+__all__ = ["build_model", "count_tokens", "evaluate_mlm", "load_pretraining_tokenizer", "run_pretraining"]
