@@ -11,6 +11,7 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "pretrain": ("hfsent.commands.pretrain", "MLM-pretrain or continue pretraining a BERT encoder"),
     "train": ("hfsent.commands.train", "fine-tune a sentiment model from a recipe YAML"),
 }
 

@@ -1,0 +1,11 @@
+"""MLM pretraining recipe, for ``accelerate launch`` (the same as ``hfsent pretrain``).
+
+accelerate launch recipes/pretrain.py recipes/pretrain/zh-mini.yaml [--key value ...]
+"""
+
+import sys
+
+from hfsent.commands.pretrain import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
