@@ -94,6 +94,8 @@ class MLMCollator(DataCollatorForLanguageModeling):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Select whole words (``word_starts`` 1 where a word begins) and apply 80/10/10 per word.
 
+        Random replacements are drawn from the vocabulary without its special tokens.
+
         ``never`` flags tokens that must not be selected (special tokens, padding). Returns the
         corrupted inputs and the labels (the original id at selected tokens, -100 elsewhere).
         """
@@ -108,7 +110,10 @@ class MLMCollator(DataCollatorForLanguageModeling):
         to_mask = selected & (how < self.mask_replace_prob)
         to_random = selected & ~to_mask & (how < self.mask_replace_prob + self.random_replace_prob)
         inputs[to_mask] = self.tokenizer.mask_token_id
-        random_ids = torch.randint(len(self.tokenizer), inputs.shape, dtype=torch.long, generator=self.generator)
+        special = torch.tensor(self.tokenizer.all_special_ids)
+        pool = torch.arange(len(self.tokenizer))
+        pool = pool[~torch.isin(pool, special)]
+        random_ids = pool[torch.randint(len(pool), inputs.shape, generator=self.generator)]
         inputs[to_random] = random_ids[to_random]
         return inputs, labels
 
