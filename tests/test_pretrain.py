@@ -26,8 +26,15 @@ from transformers import (
 
 import hfsent
 from hfsent.cli import main as hfsent_main
-from hfsent.pretrain import MaskedOnlyBertForMaskedLM, MLMCollator, tokenize_documents
+from hfsent.pretrain import (
+    MaskedOnlyBertForMaskedLM,
+    MLMCollator,
+    PretrainDataArguments,
+    PretrainModelArguments,
+    tokenize_documents,
+)
 from hfsent.pretrain.packing import pack_blocks
+from hfsent.recipe import RecipeParser
 from hfsent.tokenizer import load_tokenizer
 
 from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, REVIEWS, ROOT
@@ -199,6 +206,16 @@ def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(pretraine
     assert results["init_eval_loss"] < 8.0  # far below ln(vocab) ~ 10: the pretrained weights were loaded
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
     assert "model, tokenizer and results saved to" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "pretrain").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_recipes_parse(recipe):
+    model_args, data_args, training_args = RecipeParser(
+        (PretrainModelArguments, PretrainDataArguments, TrainingArguments)
+    ).parse_recipe([str(recipe)])
+    assert data_args.dataset_name and training_args.output_dir.startswith("outputs/")
+    assert isinstance(training_args.learning_rate, float)
+    assert model_args.model_name_or_path or (model_args.config_name and model_args.tokenizer_name)
 
 
 def _error(capsys, argv) -> str:

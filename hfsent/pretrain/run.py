@@ -186,6 +186,8 @@ def run_pretraining(
     # the loss (masked-only logits differ in shape between batches).
     training_args.remove_unused_columns = False
     training_args.prediction_loss_only = True
+    if training_args.device.type == "cpu":  # pinned memory needs an accelerator (else a warning per loader)
+        training_args.dataloader_pin_memory = False
     trainer = Trainer(
         model=model,
         args=training_args,
