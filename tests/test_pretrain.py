@@ -31,10 +31,11 @@ from hfsent.pretrain import (
     MLMCollator,
     PretrainDataArguments,
     PretrainModelArguments,
+    load_corpus,
     tokenize_documents,
 )
 from hfsent.pretrain.packing import pack_blocks
-from hfsent.recipe import RecipeParser
+from hfsent.recipe import RecipeError, RecipeParser
 from hfsent.tokenizer import load_tokenizer
 
 from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, REVIEWS, ROOT
@@ -208,6 +209,31 @@ def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(pretraine
     assert "model, tokenizer and results saved to" in capsys.readouterr().out
 
 
+def test_corpus_holds_out_documents_of_each_source_and_interleaves(corpus, tmp_path):
+    (tmp_path / "news.txt").write_text("".join(f"新闻{i}：{NEWS[i % 4]}\n\n" for i in range(40)), encoding="utf-8")
+    with (tmp_path / "reviews.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["review", "label"]] + [[f"评论{i}：{REVIEWS[i % 12]}", i % 2] for i in range(40)])
+    lines = [json.dumps({"body": f"第{i}句：{NEWS[i % 4]}"}, ensure_ascii=False) for i in range(20)]
+    (tmp_path / "more.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sources = [str(tmp_path / name) for name in ("news.txt", "reviews.csv", "more.jsonl")]
+    args = PretrainDataArguments(
+        dataset_name=sources,
+        text_column=["text", "review", "body"],
+        validation_split_percentage=25,
+        source_mixing="interleave",
+        source_probabilities=[0.2, 0.2, 0.6],
+    )
+    split = load_corpus(args, seed=0, cache_dir=str(corpus / "hf-cache"))
+    train, held_out = list(split["train"]["text"]), list(split["validation"]["text"])
+    assert not set(train) & set(held_out)  # no held-out document is trained on
+    assert len(held_out) == len(set(held_out)) == 10 + 10 + 5  # 25 % of each source's documents
+    assert len(set(train)) == 30 + 30 + 15  # every training document is used...
+    assert sum(t.startswith("第") for t in train) > len(train) / 2  # ...and the 0.6 source is drawn most
+
+    with pytest.raises(RecipeError, match="source_probabilities"):
+        PretrainDataArguments(dataset_name=sources, source_probabilities=[0.5, 0.5, 0.0])
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "pretrain").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_recipes_parse(recipe):
     model_args, data_args, training_args = RecipeParser(
@@ -216,6 +242,16 @@ def test_shipped_recipes_parse(recipe):
     assert data_args.dataset_name and training_args.output_dir.startswith("outputs/")
     assert isinstance(training_args.learning_rate, float)
     assert model_args.model_name_or_path or (model_args.config_name and model_args.tokenizer_name)
+
+
+def test_help_lists_the_recipe_keys(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        hfsent_main(["pretrain", "--help"])
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: hfsent pretrain [recipe.yaml] [--key value ...]")
+    for key in ("--model_name_or_path", "--config_overrides", "--dataset_name", "--whole_word_mask", "--max_steps"):
+        assert key in usage
 
 
 def _error(capsys, argv) -> str:

@@ -69,7 +69,7 @@ class PretrainDataArguments:
     )
     validation_split_percentage: float = field(
         default=5.0,
-        metadata={"help": "Share of documents (%) held out for evaluation; 0 for none."},
+        metadata={"help": "Percentage of each source's documents held out for evaluation; 0 for none."},
     )
     max_seq_length: int = field(default=128, metadata={"help": "Tokens per training sequence, [CLS] included."})
     line_by_line: bool = field(
