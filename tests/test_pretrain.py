@@ -61,6 +61,12 @@ def _env() -> dict[str, str]:
     }
 
 
+def _run_python(*args: str) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` from the repository root (see `_env`)."""
+    options = {"capture_output": True, "text": True, "env": _env(), "cwd": ROOT, "timeout": 300}
+    return subprocess.run([sys.executable, *args], stdin=subprocess.DEVNULL, **options)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """In-process runs of this module use one thread too (see `_env`); restored afterwards."""
@@ -122,15 +128,7 @@ def pretrained(corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     recipe = _write_recipe(root / "recipe.yaml", **_base_recipe(corpus, root / "unused", whole_word_mask=True))
     out = root / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "hfsent", "pretrain", recipe, "--output_dir", str(out)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _run_python("-m", "hfsent", "pretrain", recipe, "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "held-out: loss" in proc.stdout
     return out
@@ -283,15 +281,7 @@ def test_clear_errors_before_any_work(corpus, tmp_path, capsys):
 
 def test_unknown_recipe_key_through_the_recipe_script(corpus, tmp_path):
     recipe = _write_recipe(tmp_path / "typo.yaml", **_base_recipe(corpus, tmp_path / "out"), mlm_probabilty=0.2)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "recipes" / "pretrain.py"), recipe],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _run_python(str(ROOT / "recipes" / "pretrain.py"), recipe)
     assert proc.returncode == 2
     assert "hfsent pretrain: error: unknown key 'mlm_probabilty'" in proc.stderr
     assert "did you mean 'mlm_probability'" in proc.stderr and "Traceback" not in proc.stderr

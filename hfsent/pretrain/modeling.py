@@ -50,16 +50,6 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
         """Masked-only loss with ``labels``; the stock full-vocabulary logits without."""
         kwargs.pop("num_items_in_batch", None)
         kwargs.pop("return_dict", None)
-        if labels is None:
-            return super().forward(
-                input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                inputs_embeds=inputs_embeds,
-                return_dict=True,
-                **kwargs,
-            )
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -69,6 +59,12 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
             return_dict=True,
             **kwargs,
         )
+        if labels is None:  # the stock model: logits at every position
+            return MaskedLMOutput(
+                logits=self.cls(outputs.last_hidden_state),
+                hidden_states=outputs.hidden_states,
+                attentions=outputs.attentions,
+            )
         selected = labels != IGNORE_INDEX
         logits = self.cls(outputs.last_hidden_state[selected])
         targets = labels[selected]
