@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 
 import pytest
@@ -38,9 +36,8 @@ from hfsent.pretrain.packing import pack_blocks
 from hfsent.recipe import RecipeError, RecipeParser
 from hfsent.tokenizer import load_tokenizer
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, REVIEWS, ROOT
+from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, REVIEWS, ROOT, TINY_OVERRIDES, run_cli
 
-TINY = "hidden_size=32,num_hidden_layers=2,num_attention_heads=2,intermediate_size=64,max_position_embeddings=64"
 NEWS = [
     "当希望工程救助的百万儿童成长起来，科教兴国蔚然成风时，今天有收藏价值的书你没买，明日就叫你悔不当初！",
     "藏书本来就是所有传统收藏门类中的第一大户，只是我们结束温饱的时间太短而已。",
@@ -49,31 +46,22 @@ NEWS = [
 ]
 
 
-def _env() -> dict[str, str]:
-    # One thread: these tiny models gain nothing from more, and on a shared 2-core machine two
-    # contending threads made a 60-step run 20x slower.
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def _run_python(*args: str) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` from the repository root (see `_env`)."""
-    options = {"capture_output": True, "text": True, "env": _env(), "cwd": ROOT, "timeout": 300}
-    return subprocess.run([sys.executable, *args], stdin=subprocess.DEVNULL, **options)
-
-
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """In-process runs of this module use one thread too (see `_env`); restored afterwards."""
+def _one_thread():
+    """One torch thread here and in subprocesses: these tiny models gain nothing from more, and on a
+    shared 2-core machine two contending threads made a 60-step run 20x slower. Restored afterwards."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
     torch.set_num_threads(threads)
+
+
+def _expected_drop(tokenizer) -> float:
+    """How far 60 tiny steps take held-out loss below an untrained model's ~ln(vocab): far with
+    bert-base-chinese's 21,128 tokens (measured ~4), less with the ~130-token stand-in (~0.5)."""
+    return 2.0 if len(tokenizer) > 10_000 else 0.3
 
 
 def _write_recipe(path, **keys) -> str:
@@ -82,31 +70,24 @@ def _write_recipe(path, **keys) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, zh_tokenizer):
-    """Two sources: a text file of news-like lines (with blank lines) and a CSV of reviews."""
+def corpus(tmp_path_factory, tokenizer_dir, review_csv):
+    """Two sources: a text file of news-like lines (with blank lines) and the CSV of reviews."""
     root = tmp_path_factory.mktemp("corpus")
-    tokenizer_dir = root / "tokenizer"
-    zh_tokenizer.save_pretrained(tokenizer_dir)
     lines = [NEWS[i % 4] + NEWS[(i * 3 + 1) % 4][: 10 + i % 17] for i in range(80)]
     (root / "news.txt").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
-    with (root / "reviews.csv").open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["cat", "label", "review"])
-        for i in range(80):
-            writer.writerow(["测试", i % 2, REVIEWS[i % 12] + REVIEWS[(i * 5 + 1) % 12]])
-    return root
+    return {"news": root / "news.txt", "reviews": review_csv, "tokenizer": tokenizer_dir, "cache": root / "hf-cache"}
 
 
 def _base_recipe(corpus, output_dir, **keys) -> dict:
     recipe = {
-        "tokenizer_name": str(corpus / "tokenizer"),
-        "config_overrides": TINY,
-        "dataset_name": [str(corpus / "news.txt"), str(corpus / "reviews.csv")],
+        "tokenizer_name": str(corpus["tokenizer"]),
+        "config_overrides": TINY_OVERRIDES,
+        "dataset_name": [str(corpus["news"]), str(corpus["reviews"])],
         "text_column": ["text", "review"],
         "validation_split_percentage": 10,
         "max_seq_length": 32,
         "output_dir": str(output_dir),
-        "cache_dir": str(corpus / "hf-cache"),
+        "cache_dir": str(corpus["cache"]),
         "max_steps": 60,
         "per_device_train_batch_size": 8,
         "learning_rate": "5e-3",
@@ -128,22 +109,22 @@ def pretrained(corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     recipe = _write_recipe(root / "recipe.yaml", **_base_recipe(corpus, root / "unused", whole_word_mask=True))
     out = root / "out"
-    proc = _run_python("-m", "hfsent", "pretrain", recipe, "--output_dir", str(out))
+    proc = run_cli("pretrain", recipe, "--output_dir", str(out))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "held-out: loss" in proc.stdout
     return out
 
 
-def test_from_scratch_run_lowers_held_out_loss(pretrained):
+def test_from_scratch_run_lowers_held_out_loss(pretrained, zh_tokenizer):
     results = json.loads((pretrained / "all_results.json").read_text())
-    assert results["init_eval_loss"] > 9.0  # ~ln(vocab): an untrained model
-    assert results["eval_loss"] < results["init_eval_loss"] - 2.0
+    assert results["init_eval_loss"] > math.log(len(zh_tokenizer)) - 0.5  # ~ln(vocab): an untrained model
+    assert results["eval_loss"] < results["init_eval_loss"] - _expected_drop(zh_tokenizer)
     assert results["eval_perplexity"] == pytest.approx(math.exp(results["eval_loss"]))
     assert 0.0 <= results["eval_accuracy"] <= 1.0 and results["eval_masked_tokens"] > 20
     assert results["train_samples"] > 50 and results["train_tokens"] > 30 * results["train_samples"]
     state = json.loads((pretrained / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
-    assert losses[-1] < losses[0] - 2.0
+    assert losses[-1] < losses[0] - _expected_drop(zh_tokenizer)
 
     saved = yaml.safe_load((pretrained / "recipe.yaml").read_text())
     assert saved["whole_word_mask"] is True and saved["text_column"] == ["text", "review"]
@@ -171,7 +152,7 @@ def test_output_starts_an_hfsent_classifier_that_trains(pretrained, tmp_path):
     mlm = AutoModelForMaskedLM.from_pretrained(pretrained)
     model = hfsent.HfSentModel.from_pretrained(pretrained)
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, mlm.bert.embeddings.word_embeddings.weight)
-    assert torch.equal(model.bert.encoder.layer[1].output.dense.weight, mlm.bert.encoder.layer[1].output.dense.weight)
+    assert torch.equal(model.bert.encoder.layer[0].output.dense.weight, mlm.bert.encoder.layer[0].output.dense.weight)
     tokenizer = load_tokenizer(str(pretrained))
     texts = POSITIVE_REVIEWS + NEGATIVE_REVIEWS
     data = Dataset.from_dict({"text": texts, "label": [1] * 6 + [0] * 6}).map(
@@ -188,7 +169,9 @@ def test_output_starts_an_hfsent_classifier_that_trains(pretrained, tmp_path):
     assert not torch.equal(model.classifier.weight, before)
 
 
-def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(pretrained, corpus, tmp_path, capsys):
+def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(
+    pretrained, corpus, tmp_path, capsys, zh_tokenizer
+):
     out = tmp_path / "continued"
     recipe = _base_recipe(
         corpus,
@@ -202,7 +185,8 @@ def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(pretraine
     )
     assert hfsent_main(["pretrain", _write_recipe(tmp_path / "continue.yaml", **recipe)]) == 0
     results = json.loads((out / "all_results.json").read_text())
-    assert results["init_eval_loss"] < 8.0  # far below ln(vocab) ~ 10: the pretrained weights were loaded
+    # far below an untrained model's ~ln(vocab): the pretrained weights were loaded
+    assert results["init_eval_loss"] < math.log(len(zh_tokenizer)) - _expected_drop(zh_tokenizer)
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
     assert "model, tokenizer and results saved to" in capsys.readouterr().out
 
@@ -221,7 +205,7 @@ def test_corpus_holds_out_documents_of_each_source_and_interleaves(corpus, tmp_p
         source_mixing="interleave",
         source_probabilities=[0.2, 0.2, 0.6],
     )
-    split = load_corpus(args, seed=0, cache_dir=str(corpus / "hf-cache"))
+    split = load_corpus(args, seed=0, cache_dir=str(corpus["cache"]))
     train, held_out = list(split["train"]["text"]), list(split["validation"]["text"])
     assert not set(train) & set(held_out)  # no held-out document is trained on
     assert len(held_out) == len(set(held_out)) == 10 + 10 + 5  # 25 % of each source's documents
@@ -266,12 +250,12 @@ def test_clear_errors_before_any_work(corpus, tmp_path, capsys):
     err = _error(capsys, [recipe, "--dataset_name", str(tmp_path / "missing.txt"), "--text_column", "text"])
     assert f"dataset file not found: '{tmp_path / 'missing.txt'}'" in err
 
-    err = _error(capsys, [recipe, "--dataset_name", str(corpus / "reviews.csv"), "--text_column", "text"])
+    err = _error(capsys, [recipe, "--dataset_name", str(corpus["reviews"]), "--text_column", "text"])
     assert "has no column 'text'; its columns are: cat, label, review" in err
 
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n\n", encoding="utf-8")
-    err = _error(capsys, [recipe, "--dataset_name", str(corpus / "news.txt"), str(blank), "--text_column", "text"])
+    err = _error(capsys, [recipe, "--dataset_name", str(corpus["news"]), str(blank), "--text_column", "text"])
     assert "empty corpus" in err and "blank.txt" in err
 
     err = _error(capsys, [recipe, "--config_overrides", "hidden_sise=8"])
@@ -281,7 +265,7 @@ def test_clear_errors_before_any_work(corpus, tmp_path, capsys):
 
 def test_unknown_recipe_key_through_the_recipe_script(corpus, tmp_path):
     recipe = _write_recipe(tmp_path / "typo.yaml", **_base_recipe(corpus, tmp_path / "out"), mlm_probabilty=0.2)
-    proc = _run_python(str(ROOT / "recipes" / "pretrain.py"), recipe)
+    proc = run_cli(recipe, launcher=[sys.executable, str(ROOT / "recipes" / "pretrain.py")])
     assert proc.returncode == 2
     assert "hfsent pretrain: error: unknown key 'mlm_probabilty'" in proc.stderr
     assert "did you mean 'mlm_probability'" in proc.stderr and "Traceback" not in proc.stderr
