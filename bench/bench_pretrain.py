@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
@@ -29,18 +28,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+from common import BERT_BASE_CHINESE, SHARED, ZH_MINI_OVERRIDES, machine
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from hfsent.modelargs import build_config  # noqa: E402
-from hfsent.pretrain import MaskedOnlyBertForMaskedLM, MLMCollator, pack_blocks, tokenize_documents  # noqa: E402
-from hfsent.tokenizer import load_tokenizer  # noqa: E402
-
-SHARED = Path(os.environ.get("HFSENT_SHARED", ROOT.parent / "shared"))
-ZH_MINI = ROOT / "recipes" / "pretrain" / "zh-mini.yaml"
+from hfsent.modelargs import build_config
+from hfsent.pretrain import MaskedOnlyBertForMaskedLM, MLMCollator, pack_blocks, tokenize_documents
+from hfsent.tokenizer import load_tokenizer
 
 # name -> (packed blocks?, masked-only head?)
 METHODS = {
@@ -139,13 +132,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     corpus = SHARED / "corpus" / "msra_news_sentences.txt"
-    tokenizer_dir = SHARED / "models" / "bert-base-chinese"
-    if not corpus.is_file() or not tokenizer_dir.is_dir():
-        sys.exit(f"needs {corpus} and {tokenizer_dir} (set HFSENT_SHARED)")
+    if not corpus.is_file() or not BERT_BASE_CHINESE.is_dir():
+        sys.exit(f"needs {corpus} and {BERT_BASE_CHINESE} (set HFSENT_SHARED)")
     lines = [line for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()][: args.documents]
-    tokenizer = load_tokenizer(str(tokenizer_dir))
-    recipe = yaml.safe_load(ZH_MINI.read_text(encoding="utf-8"))
-    config = build_config(config_name=str(tokenizer_dir), config_overrides=recipe["config_overrides"])
+    tokenizer = load_tokenizer(str(BERT_BASE_CHINESE))
+    config = build_config(config_name=str(BERT_BASE_CHINESE), config_overrides=ZH_MINI_OVERRIDES)
     config.vocab_size = len(tokenizer)
 
     names = list(METHODS) if args.ablation else ["tutorial", "hfsent"]
@@ -159,6 +150,7 @@ def main() -> None:
 
     results = [r.result() for r in runners]
     base = results[0]["real_tokens_per_s"]
+    print(machine())
     print(
         f"BERT L{config.num_hidden_layers}-H{config.hidden_size} (vocab {config.vocab_size}), "
         f"{args.max_seq_length} tokens, batch {args.batch_size}, {len(lines)} msra lines, "

@@ -7,14 +7,17 @@ import platform
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # The one setting through which benchmarks reach ../shared.
 SHARED = Path(os.environ.get("HFSENT_SHARED", ROOT.parent / "shared"))
 REVIEWS_CSV = SHARED / "data" / "online_shopping_10_cats.csv"
 BERT_BASE_CHINESE = SHARED / "models" / "bert-base-chinese"
-# zh-mini: 4 layers, hidden 256, bert-base-chinese's 21,128-token vocabulary
-ZH_MINI_OVERRIDES = "num_hidden_layers=4,hidden_size=256,num_attention_heads=4,intermediate_size=1024"
+# zh-mini: 4 layers, hidden 256, bert-base-chinese's 21,128-token vocabulary; its pretraining recipe is
+# the one place that defines the shape
+ZH_MINI_RECIPE = ROOT / "recipes" / "pretrain" / "zh-mini.yaml"
+ZH_MINI_OVERRIDES = yaml.safe_load(ZH_MINI_RECIPE.read_text(encoding="utf-8"))["config_overrides"]
 
 
 def machine() -> str:
