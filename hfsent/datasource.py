@@ -13,6 +13,7 @@ Shared by the pretraining and fine-tuning recipes.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 from collections.abc import Sequence
@@ -57,6 +58,26 @@ def _files_in(folder: Path) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.is_file() and file_format(p) and not p.name.startswith("."))
 
 
+def check_utf8(path: str | os.PathLike, chunk_size: int = 1 << 20) -> None:
+    """Raise `RecipeError` naming ``path`` and the byte offset if the file is not valid UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise RecipeError(
+                    f"{str(path)!r} is not UTF-8 text (invalid byte 0x{chunk[err.start]:02x} at byte offset "
+                    f"{offset + err.start}); re-encode it as UTF-8, e.g. `iconv -f GBK -t UTF-8`"
+                ) from None
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise RecipeError(f"{str(path)!r} is not UTF-8 text (truncated character at its end)") from None
+
+
 def local_data_files(source: str) -> list[str] | None:
     """The data files a local source names (file, folder or glob), None if it is not local.
 
@@ -89,6 +110,9 @@ def local_data_files(source: str) -> list[str] | None:
             f"dataset source {source!r} mixes file formats ({', '.join(sorted(formats))}); "
             "list each format as its own source"
         )
+    for f in files:
+        if formats != {"parquet"} and Path(f).suffix.lower() not in COMPRESSION_SUFFIXES:
+            check_utf8(f)
     return files
 
 
@@ -124,4 +148,4 @@ def require_columns(dataset: Dataset, columns: Sequence[str], source: str) -> No
             )
 
 
-__all__ = ["FILE_FORMATS", "file_format", "load_source", "local_data_files", "require_columns"]
+__all__ = ["FILE_FORMATS", "check_utf8", "file_format", "load_source", "local_data_files", "require_columns"]

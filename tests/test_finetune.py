@@ -91,7 +91,7 @@ BAD_INPUTS = {
     "unknown key": (lambda tmp: {"learnin_rate": 0.1}, ["unknown key 'learnin_rate'", "did you mean 'learning_rate'"]),
     "missing column": (
         lambda tmp: {"text_column": "comment"},
-        ["text_column 'comment' not found", "cat, label, review"],
+        ["no column 'comment'", "cat, label, review"],
     ),
     "missing file": (lambda tmp: {"dataset_name": str(tmp / "nope.csv")}, ["dataset file not found", "nope.csv"]),
     "non-utf8 file": (
