@@ -12,6 +12,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("hfsent.commands.train", "fine-tune a sentiment model from a recipe YAML"),
+    "push": ("hfsent.commands.push", "publish an output directory to the Hugging Face Hub (one commit)"),
 }
 
 
