@@ -157,7 +157,7 @@ def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoint
 
 @dataclass
 class PushResult:
-    """Where a push landed."""
+    """Where a push landed; ``created`` is False when the branch already held exactly these files."""
 
     repo_id: str
     revision: str
@@ -165,6 +165,7 @@ class PushResult:
     commit_url: str
     pr_url: str | None
     files: list[str]
+    created: bool = True
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -233,7 +234,9 @@ def push_to_hub(
         )
 
     info = retried("commit", commit)
-    return PushResult(repo_id, branch, info.oid, info.commit_url, info.pr_url, sorted(plan.files))
+    return PushResult(
+        repo_id, branch, info.oid, info.commit_url, info.pr_url, sorted(plan.files), created=info.oid != parent
+    )
 
 
 def _refuse_secret(plan: PushPlan, token: str) -> None:

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except HubError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
+    if not result.created:
+        print(f"Nothing to push: {result.repo_id}@{result.revision} already holds these files ({result.commit_url})")
+        return 0
     print(f"Pushed {len(result.files)} files to {result.repo_id} in one commit: {result.commit_url}")
     if result.pr_url:
         print(f"Pull request: {result.pr_url}")
