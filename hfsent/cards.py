@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -99,20 +101,24 @@ def recorded_base_model(directory: str | os.PathLike) -> str | None:
     import yaml
 
     directory = Path(directory)
-    candidates: list[Any] = []
+    card: Any = None
+    recorded: list[Any] = []  # values that may be paths relative to wherever the run was started
     try:
         if (directory / CARD_FILE).is_file():
-            candidates.append(ModelCard.load(directory / CARD_FILE, ignore_metadata_errors=True).data.get("base_model"))
+            card = ModelCard.load(directory / CARD_FILE, ignore_metadata_errors=True).data.get("base_model")
         if (directory / "recipe.yaml").is_file():
-            candidates.append((yaml.safe_load((directory / "recipe.yaml").read_text()) or {}).get("model_name_or_path"))
+            recorded.append((yaml.safe_load((directory / "recipe.yaml").read_text()) or {}).get("model_name_or_path"))
         if (directory / "config.json").is_file():
-            candidates.append(json.loads((directory / "config.json").read_text()).get("_name_or_path"))
+            recorded.append(json.loads((directory / "config.json").read_text()).get("_name_or_path"))
     except (OSError, ValueError, yaml.YAMLError) as err:
         logger.warning("could not read the base model recorded in %s: %s", directory.name, err)
-    for candidate in candidates:
-        candidate = candidate[0] if isinstance(candidate, list) and candidate else candidate
-        if is_hub_id(candidate):
-            return candidate
+    card = card[0] if isinstance(card, list) and card else card
+    if is_hub_id(card):  # checked when the card was written
+        return card
+    for value in recorded:  # "outputs/run1" looks like a Hub id: reject what names a folder near this one
+        near = (directory, *directory.resolve().parents)
+        if is_hub_id(value) and not any((ancestor / value).exists() for ancestor in near):
+            return value
     return None
 
 
@@ -178,12 +184,7 @@ def model_summary(directory: str | os.PathLike) -> dict[str, Any]:
         total = 0
         for path in weights:
             with safe_open(str(path), framework="pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not a Mapping)
-                    shape = f.get_slice(key).get_shape()
-                    count = 1
-                    for dim in shape:
-                        count *= dim
-                    total += count
+                total += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118
         summary["parameters"] = total
     return summary
 
@@ -279,6 +280,7 @@ class SentimentModelCardData:
     plots: list[str] = field(default_factory=list)
     framework_versions: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=lambda: ["hfsent", "sentiment-analysis", "bert", "custom_code"])
+    card_sha256: str | None = None  # of the README.md written from this data: tells an edited card
 
     # -- persistence ------------------------------------------------------------------------------------------
 
@@ -407,7 +409,6 @@ class SentimentModelCardData:
             "plots": [[PLOT_TITLES.get(name, name), name] for name in self.plots],
             "examples_json": json.dumps(examples, ensure_ascii=False),
             "framework_versions": list(self.framework_versions.items()),
-            "train_runtime": results.get("train_runtime"),
         }
 
 
@@ -545,9 +546,11 @@ class ModelCardCallback(TrainerCallback):
             data.log_history = self.log_history
             data.summary = {**model_summary(directory), "max_length": data.max_length}
             data.plots = [name for name in PLOT_TITLES if (directory / name).is_file()]
+            card = data.render()
             if keep_data:
+                data.card_sha256 = _sha256(card)
                 (directory / CARD_DATA_FILE).write_text(data.to_json(), encoding="utf-8")
-            return write_card(directory, data.render())
+            return write_card(directory, card)
         except Exception as err:  # a card must never break training
             logger.warning("could not write the model card into %s: %s: %s", directory, type(err).__name__, err)
             return None
@@ -557,17 +560,21 @@ def card_for_push(directory: str | os.PathLike, repo_id: str) -> str | None:
     """The README.md to publish from ``directory`` to ``repo_id``.
 
     A card that hfsent generated (``model_card_data.json`` present, README.md missing or unedited) is re-rendered
-    with the repo id; an edited README.md is kept as is; None when there is no card at all.
+    with the repo id (and the current templates); an edited README.md is kept as is; None when there is no card.
     """
     directory = Path(directory)
     readme = directory / CARD_FILE
     current = readme.read_text(encoding="utf-8") if readme.is_file() else None
     if (directory / CARD_DATA_FILE).is_file():
         data = SentimentModelCardData.load(directory)
-        if current is None or current == data.render():
+        if current is None or _sha256(current) == data.card_sha256:
             return data.render(model_id=repo_id)
         logger.info("README.md was edited after training: publishing it as is")
     return current
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ----------------------------------------------------------------------------------- MLM-pretrained encoders

@@ -128,6 +128,10 @@ def test_base_model_is_a_hub_id_never_a_local_path(tmp_path, tiny_checkpoint, to
 
     (tiny_checkpoint / "README.md").unlink()  # records nothing: omitted, never the path
     assert resolve_base_model(str(tiny_checkpoint)) is None
+    (tiny_checkpoint / "recipe.yaml").write_text("model_name_or_path: run/out\n")  # a relative path, not an id
+    assert resolve_base_model(str(tiny_checkpoint)) is None
+    (tiny_checkpoint / "recipe.yaml").write_text("model_name_or_path: google-bert/bert-base-chinese\n")
+    assert resolve_base_model(str(tiny_checkpoint)) == "google-bert/bert-base-chinese"
     assert resolve_base_model("google-bert/bert-base-chinese") == "google-bert/bert-base-chinese"
     assert resolve_base_model(str(tmp_path / "missing" / "dir")) is None
     assert resolve_base_model("./relative/dir") is None
