@@ -11,6 +11,7 @@ Transient failures (network errors, 5xx, 429) are retried with exponential backo
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import shutil
@@ -102,17 +103,17 @@ def _size(value: Path | bytes) -> str:
     return _human(len(value) if isinstance(value, bytes) else value.stat().st_size)
 
 
-def _human(size: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+def _human(size: float) -> str:
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         size /= 1000
-    return f"{size} B"  # pragma: no cover
+        if size < 1000 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _is_hfsent_model(output_dir: Path) -> bool:
-    import json
-
     try:
         return json.loads((output_dir / "config.json").read_text()).get("model_type") == "hfsent"
     except (OSError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..hub import HubError, plan_push, push_to_hub
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``hfsent push``; a push that cannot be done exits 1 with a one-line error."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(message)s")  # hfsent's progress and retry messages, on stderr
+    logging.getLogger("hfsent").setLevel(logging.INFO)
     try:
         if args.dry_run:
             plan = plan_push(args.output_dir, args.repo_id, include_checkpoints=args.include_checkpoints)
