@@ -172,3 +172,14 @@ def test_pretrained_encoder_card(tmp_path):
     assert "| Perplexity | 99.0000 | 60.3000 |" in card
     assert str(tmp_path) not in card and "hf_should_not_show" not in card
     check_golden("pretrained_encoder_card.md", card)
+
+
+def test_templates_ship_with_the_package():
+    from hfsent.cards import ENCODER_TEMPLATE, SENTIMENT_TEMPLATE, TEMPLATES_DIR
+
+    root = Path(__file__).resolve().parents[1]
+    assert TEMPLATES_DIR.resolve() == root / "model_card_templates"  # hfsent/model_card_templates links there
+    assert SENTIMENT_TEMPLATE.is_file() and ENCODER_TEMPLATE.is_file()
+    package_data = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    [line] = [line for line in package_data.splitlines() if line.startswith("hfsent = [")]
+    assert '"model_card_templates/*.md"' in line  # so a wheel carries a copy of the templates
