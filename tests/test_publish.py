@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -159,28 +160,30 @@ def test_a_lost_answer_does_not_commit_twice(hub, finetuned_dir, capsys):
 
 
 def test_recipe_push_to_hub_publishes_once_with_the_card_and_never_leaks_the_token(
-    hub, tmp_path, tokenizer_dir, review_csv
+    hub, tmp_path, tokenizer_dir, review_csv, monkeypatch, capsys, caplog
 ):
     canary = "hf_canary" + "Q7xZ" * 8
     hub.add_token(canary, "user")
+    monkeypatch.setenv("HF_TOKEN", canary)
     recipe = tiny_recipe(
-        tmp_path, tokenizer_dir, review_csv, num_train_epochs=2, max_train_samples=40, push_to_hub=True
+        tmp_path, tokenizer_dir, review_csv, num_train_epochs=1, max_train_samples=24, push_to_hub=True
     )
     env = {**hub.env, "HF_TOKEN": canary, "HF_HOME": str(tmp_path / "hf_home")}
     proc = run_cli("train", str(recipe), "--hub_model_id", "user/canary", "--hub_token", canary, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pushed = run_cli("push", str(tmp_path / "out"), "user/canary-cli", "--private", env=env)
-    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    with caplog.at_level(logging.DEBUG):
+        assert hfsent_main(["push", str(tmp_path / "out"), "user/canary-cli", "--private"]) == 0
+    pushed = capsys.readouterr()
 
     # the recipe's push went through hfsent: one commit, hfsent's card, no checkpoints
     [commit] = _new_commits(hub, "user/canary")
     assert set(commit.paths) == PUBLISHED
     assert "hfsent" in ModelCard(commit.files["README.md"].decode()).data.tags
     assert hub.repo("user/canary-cli").private
-    assert f"Pushed {len(PUBLISHED) - 1} files to user/canary-cli in one commit" in pushed.stdout
+    assert f"Pushed {len(PUBLISHED) - 1} files to user/canary-cli in one commit" in pushed.out
 
-    # the token is nowhere: logs, output files (checkpoints included), uploads
-    for stream in (proc.stdout, proc.stderr, pushed.stdout, pushed.stderr):
+    # the token is nowhere: logs (debug level included), output files (checkpoints included), uploads
+    for stream in (proc.stdout, proc.stderr, pushed.out, pushed.err, caplog.text):
         assert canary not in stream
     leaking = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
     assert leaking == []
