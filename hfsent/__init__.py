@@ -8,6 +8,7 @@ from __future__ import annotations
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_hfsent import HfSentConfig
+from .hub import HubError, push_to_hub
 from .inference import load_model_and_tokenizer, predict
 from .modeling_hfsent import HfSentModel
 
@@ -24,7 +25,9 @@ HfSentModel.register_for_auto_class("AutoModelForSequenceClassification")
 __all__ = [
     "HfSentConfig",
     "HfSentModel",
+    "HubError",
     "__version__",
     "load_model_and_tokenizer",
     "predict",
+    "push_to_hub",
 ]

@@ -29,8 +29,10 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
 from .data import DataArguments, DataError, load_raw_dataset, prepare_splits, tokenize_splits, training_texts
+from .hub import copy_endpoint_handler, take_push_settings
 from .metrics import (
     THRESHOLD_OBJECTIVES,
     binary_metrics,
@@ -273,12 +275,16 @@ def finetune(
     """Train, tune the threshold on validation, evaluate on test, and save a publishable output directory.
 
     The output directory receives the checkpoint (config with the tuned threshold, weights, model code,
-    tokenizer), ``all_results.json``, the resolved ``recipe.yaml``, ``trainer_state.json`` (logs) and
-    PNG plots. Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before
-    any training.
+    tokenizer), ``all_results.json``, the resolved ``recipe.yaml``, ``trainer_state.json`` (logs), PNG
+    plots, the model card ``README.md`` (also written into every checkpoint) and ``handler.py``
+    (Inference Endpoints). With ``push_to_hub`` it is then pushed with `hfsent.hub.push_to_hub`.
+    Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before any training;
+    no Hub token with ``push_to_hub`` raises `HubError` before any training.
     """
     _configure_logging(training_args)
     set_seed(training_args.seed)
+    # push_to_hub: hfsent pushes once at the end, with its card (the Trainer's pushing is off); no token fails here
+    publish = take_push_settings(training_args)
     output_dir = Path(training_args.output_dir)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
@@ -295,7 +301,8 @@ def finetune(
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
-    callbacks = list(callbacks or [])
+    card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
+    callbacks = [*(callbacks or []), card]
     if has_validation and training_args.load_best_model_at_end and training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
 
@@ -354,6 +361,7 @@ def finetune(
     # One publishable output directory, written by the main process only, moved into place at the end.
     model = _publishable_model(trainer)
     model.config.threshold = threshold
+    training_args.push_to_hub = publish is not None  # the recipe records what was asked
     staging = output_dir / ".staging"
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
@@ -366,10 +374,14 @@ def finetune(
         save_training_curves(trainer.state.log_history, staging)
         if test_probs is not None:
             save_evaluation_plots(test_probs, test_labels, threshold, staging)
+        copy_endpoint_handler(staging)
+        card.save(staging, results)  # README.md: rendered offline, never raises
         _finalize_output(staging, output_dir)
         logger.info("Saved the model and results to %s", output_dir)
     trainer.accelerator.wait_for_everyone()
     _release_distributed(trainer)
+    if publish is not None and trainer.is_world_process_zero():
+        publish.push(output_dir)
     return results
 
 

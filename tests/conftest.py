@@ -9,7 +9,7 @@ import torch
 
 import hfsent
 
-from .helpers import REVIEWS, review_tokenizer, tiny_config, write_review_csv
+from .helpers import REVIEWS, review_tokenizer, tiny_config, tiny_recipe, write_review_csv
 from .hub_server import HubServer, running_hub
 
 
@@ -69,3 +69,16 @@ def tokenizer_dir(tmp_path_factory, zh_tokenizer):
 def review_csv(tmp_path_factory):
     """A CSV of 200 separable synthetic reviews (cat, label, review)."""
     return write_review_csv(tmp_path_factory.mktemp("data") / "reviews.csv")
+
+
+@pytest.fixture(scope="session")
+def finetuned_dir(tmp_path_factory, tokenizer_dir, review_csv):
+    """The output directory of a tiny model fine-tuned once per session by ``hfsent train`` (treat it read-only).
+
+    Holds what a real run writes: model, tokenizer, results, plots, model card, handler.py and two checkpoints.
+    """
+    from hfsent.cli import main as hfsent_main
+
+    root = tmp_path_factory.mktemp("finetuned")
+    assert hfsent_main(["train", str(tiny_recipe(root, tokenizer_dir, review_csv, num_train_epochs=2))]) == 0
+    return root / "out"

@@ -142,9 +142,24 @@ def tiny_recipe(tmp_path: Path, tokenizer_dir: Path, data: Path, **overrides) ->
     return path
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300, launcher: list[str] | None = None):
-    """Run ``python -m hfsent ARGS`` (or ``launcher + ARGS``) in a subprocess; return the CompletedProcess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def run_cli(
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: int = 300,
+    launcher: list[str] | None = None,
+    env: dict[str, str] | None = None,
+):
+    """Run ``python -m hfsent ARGS`` (or ``launcher + ARGS``) in a subprocess; return the CompletedProcess.
+
+    The child runs offline (``HF_HUB_OFFLINE=1``) unless ``env`` (applied last) says otherwise.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **(env or {}),
+    }
     command = (launcher or [sys.executable, "-m", "hfsent"]) + list(args)
     return subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..data import DataArguments, DataError
+from ..hub import HubError
 from ..recipe import RecipeError, RecipeParser
 from ..training import HfSentTrainingArguments, ModelArguments, ModelError, finetune, format_results
 
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, DataError, ModelError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except HubError as err:  # push_to_hub: no token (before training) or a failed push (model saved)
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     if training_args.process_index == 0:
         print(format_results(results))
         print(f"model and results saved to {training_args.output_dir}")

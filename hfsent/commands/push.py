@@ -1,0 +1,76 @@
+"""``hfsent push OUTPUT_DIR REPO_ID``: publish a fine-tuned model to the Hugging Face Hub in one commit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..hub import HubError, plan_push, push_to_hub
+
+PROG = "hfsent push"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's options."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Push an hfsent output directory to the Hugging Face Hub in ONE commit: weights, config, model "
+        "code, tokenizer, the model card (README.md, rendered with the repo id), handler.py for Inference "
+        "Endpoints, results and plots. Intermediate checkpoints and optimizer states stay local unless asked.",
+    )
+    parser.add_argument("output_dir", help="the output directory of `hfsent train`")
+    parser.add_argument("repo_id", help="the Hub repo, e.g. user/hfsent (created if missing)")
+    parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
+    parser.add_argument("--revision", help="branch to push to (created if missing; default: main)")
+    parser.add_argument("--commit-message", help="the commit's title")
+    parser.add_argument("--commit-description", help="the commit's description")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    parser.add_argument(
+        "--include-checkpoints", action="store_true", help="also upload checkpoint-*/ folders (optimizer states too)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the file list and the card; contact nothing, upload nothing"
+    )
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`); never printed")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``hfsent push``; a push that cannot be done exits 1 with a one-line error."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(message)s")  # hfsent's progress and retry messages, on stderr
+    logging.getLogger("hfsent").setLevel(logging.INFO)
+    try:
+        if args.dry_run:
+            plan = plan_push(args.output_dir, args.repo_id, include_checkpoints=args.include_checkpoints)
+            print(f"Dry run: nothing was sent. One commit to {args.repo_id}@{args.revision or 'main'} would hold:")
+            print(plan.describe())
+            print(f"\n----- {'README.md':^20} -----")
+            print(plan.card if plan.card is not None else "(no model card)")
+            return 0
+        result = push_to_hub(
+            args.output_dir,
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            commit_description=args.commit_description,
+            create_pr=args.create_pr,
+            include_checkpoints=args.include_checkpoints,
+            token=args.token,
+        )
+    except HubError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    if not result.created:
+        print(f"Nothing to push: {result.repo_id}@{result.revision} already holds these files ({result.commit_url})")
+        return 0
+    print(f"Pushed {len(result.files)} files to {result.repo_id} in one commit: {result.commit_url}")
+    if result.pr_url:
+        print(f"Pull request: {result.pr_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
