@@ -28,6 +28,18 @@ def load_tokenizer(name_or_path: str, model_max_length: int | None = None, **kwa
     return tokenizer
 
 
+def load_recipe_tokenizer(name_or_path: str | None, **kwargs) -> PreTrainedTokenizerBase:
+    """`load_tokenizer` for recipes: a missing or unusable tokenizer raises `RecipeError` naming it."""
+    from .recipe import RecipeError
+
+    if not name_or_path:
+        raise RecipeError("no tokenizer: set tokenizer_name (or model_name_or_path / config_name)")
+    try:
+        return load_tokenizer(name_or_path, **kwargs)
+    except (OSError, ValueError) as err:
+        raise RecipeError(f"could not load a tokenizer from {name_or_path!r}: {err}") from err
+
+
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 

@@ -32,6 +32,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
 from .data import DataArguments, DataError, load_raw_dataset, prepare_splits, tokenize_splits, training_texts
+from .distributed import release_distributed
 from .hub import copy_endpoint_handler, take_push_settings
 from .metrics import (
     THRESHOLD_OBJECTIVES,
@@ -41,10 +42,11 @@ from .metrics import (
     probabilities_from_logits,
     tune_threshold,
 )
+from .modelargs import build_config
 from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
-from .recipe import save_recipe
-from .tokenizer import load_tokenizer, train_wordpiece_tokenizer
+from .recipe import RecipeError, save_recipe
+from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
 
@@ -52,7 +54,7 @@ RESULTS_FILE = "all_results.json"
 RECIPE_FILE = "recipe.yaml"
 
 
-class ModelError(ValueError):
+class ModelError(RecipeError):
     """A model/tokenizer setting that cannot work; the message names the key at fault."""
 
 
@@ -139,12 +141,7 @@ def build_tokenizer(model_args: ModelArguments, data_args: DataArguments, splits
         logger.info("Training a WordPiece tokenizer (vocab %d) on the train split", model_args.tokenizer_vocab_size)
         return train_wordpiece_tokenizer(training_texts(splits, data_args), vocab_size=model_args.tokenizer_vocab_size)
     name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
-    if not name:
-        raise ModelError("no tokenizer: set tokenizer_name, model_name_or_path or tokenizer_vocab_size")
-    try:
-        return load_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"could not load the tokenizer {name!r}: {err}") from err
+    return load_recipe_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
 
 
 def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
@@ -176,12 +173,8 @@ def build_model(
         except (OSError, ValueError) as err:
             raise ModelError(f"could not load model_name_or_path {model_args.model_name_or_path!r}: {err}") from err
     else:
-        config = HfSentConfig.from_pretrained(model_args.config_name) if model_args.config_name else HfSentConfig()
-        if model_args.config_overrides:
-            try:
-                config.update_from_string(model_args.config_overrides)
-            except ValueError as err:
-                raise ModelError(f"config_overrides {model_args.config_overrides!r}: {err}") from None
+        base = build_config(None, model_args.config_name, model_args.config_overrides, model_type="hfsent")
+        config = HfSentConfig(**base.to_dict())  # any BERT config becomes an hfsent config
         config.vocab_size = len(tokenizer)
         config.pad_token_id = tokenizer.pad_token_id
         for key, value in head.items():
@@ -379,20 +372,10 @@ def finetune(
         _finalize_output(staging, output_dir)
         logger.info("Saved the model and results to %s", output_dir)
     trainer.accelerator.wait_for_everyone()
-    _release_distributed(trainer)
+    release_distributed(trainer)
     if publish is not None and trainer.is_world_process_zero():
         publish.push(output_dir)
     return results
-
-
-def _release_distributed(trainer: Trainer) -> None:
-    """Drop the DDP-wrapped model before the process group goes away (avoids gloo aborts at exit)."""
-    import torch.distributed as dist
-
-    trainer.model_wrapped = trainer.model
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def format_results(results: dict[str, Any]) -> str:

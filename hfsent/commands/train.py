@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ..data import DataArguments, DataError
+from ..data import DataArguments
 from ..hub import HubError
 from ..recipe import RecipeError, RecipeParser
-from ..training import HfSentTrainingArguments, ModelArguments, ModelError, finetune, format_results
+from ..training import HfSentTrainingArguments, ModelArguments, finetune, format_results
 
 PROG = "hfsent train"
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model_args, data_args, training_args = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
         results = finetune(model_args, data_args, training_args)
-    except (RecipeError, DataError, ModelError) as err:
+    except RecipeError as err:  # DataError and ModelError are RecipeErrors
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except HubError as err:  # push_to_hub: no token (before training) or a failed push (model saved)

@@ -11,9 +11,10 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..distributed import release_distributed
 from ..modelargs import build_config
 from ..recipe import RecipeError, save_recipe
-from ..tokenizer import load_tokenizer
+from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
 from .masking import IGNORE_INDEX, MLMCollator, premask
@@ -71,10 +72,7 @@ def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "e
 def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
     name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
-    try:
-        tokenizer = load_tokenizer(name, cache_dir=model_args.cache_dir)
-    except (OSError, ValueError) as err:
-        raise RecipeError(f"could not load a tokenizer from {name!r}: {err}") from err
+    tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:
         raise RecipeError(f"the tokenizer at {name!r} has no {', '.join(missing)}: MLM pretraining needs BERT's")
@@ -220,17 +218,8 @@ def run_pretraining(
         metrics.update(eval_metrics)
     if trainer.is_world_process_zero():
         save_recipe(training_args.output_dir, model_args, data_args, training_args)
-    _release_distributed(trainer)
+    release_distributed(trainer)
     return metrics
-
-
-def _release_distributed(trainer: Trainer) -> None:
-    """Tear down DDP cleanly: drop the wrapped model before destroying the process group (see NOTES)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        trainer.model_wrapped = trainer.model
-        trainer.accelerator.free_memory()
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
 
 
 __all__ = ["build_model", "count_tokens", "evaluate_mlm", "load_pretraining_tokenizer", "run_pretraining"]
