@@ -24,6 +24,10 @@ from transformers import (
 from .tokenizer import load_tokenizer
 
 BACKENDS = ("torch", "onnx")
+# A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
+# run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
+# batches of 64 texts capped at 1,024 tokens ran 1.9x (torch) to 3.8x (ONNX int8) faster than uncapped ones.
+TOKENS_PER_TEXT = 16
 
 # (input_ids, attention_mask), int64 arrays of shape (batch, seq) -> the logit z of each row
 LogitFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -73,13 +77,25 @@ def load_backend(name_or_path: str, backend: str = "torch", threads: int | None 
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Yield index batches in order of decreasing length, so padding within a batch is minimal."""
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[list[int]]:
+    """Yield index batches in order of decreasing length, so padding within a batch is minimal.
+
+    With ``max_tokens``, a batch also stops growing before ``len(batch) * longest`` would exceed it, so
+    long texts run in smaller batches (the activations of a batch stay in cache); a batch always holds
+    at least one text.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    start = 0
+    while start < len(order):
+        size = batch_size
+        if max_tokens is not None:
+            size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+        yield order[start : start + size]
+        start += size
 
 
 def max_input_length(
@@ -97,9 +113,14 @@ def batched_positive_probabilities(
     logits_fn: LogitFn,
     batch_size: int = 64,
     max_length: int | None = None,
+    max_tokens: int | None = None,
 ) -> list[float]:
     """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
-    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order."""
+    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
+
+    A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
+    ``batch_size * TOKENS_PER_TEXT``).
+    """
     if not texts:
         return []
     encodings = tokenizer(
@@ -109,9 +130,10 @@ def batched_positive_probabilities(
         return_attention_mask=False,
         return_token_type_ids=False,
     )["input_ids"]
+    max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
     left = tokenizer.padding_side == "left"
     probs = [0.0] * len(encodings)
-    for idx in length_sorted_batches([len(e) for e in encodings], batch_size):
+    for idx in length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens):
         width = len(encodings[idx[0]])
         input_ids = np.full((len(idx), width), tokenizer.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(idx), width), dtype=np.int64)

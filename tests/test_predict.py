@@ -10,6 +10,7 @@ import pytest
 from transformers import pipeline
 
 from hfsent import cli
+from hfsent.inference import length_sorted_batches
 
 from .helpers import review_tokenizer
 from .inference_helpers import one_torch_thread, review_texts, run_cli, save_trained_tiny_checkpoint
@@ -135,6 +136,13 @@ def test_predict_plain_text_with_threshold_override(model_dir, tmp_path, capsys)
             r["pred_positive_probability"] if r["pred_label"] == "pos" else 1 - r["pred_positive_probability"]
         )
     assert any(0.3 <= r["pred_positive_probability"] < 0.5 for r in rows if r["pred_error"] is None)
+
+
+def test_length_sorted_batches_respect_the_token_budget():
+    lengths = [5, 100, 3, 50, 40]
+    batches = list(length_sorted_batches(lengths, batch_size=3, max_tokens=100))
+    assert batches == [[1], [3, 4], [0, 2]]  # longest first; a text over the budget runs alone
+    assert all(len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1 for b in batches)
 
 
 @pytest.mark.parametrize(

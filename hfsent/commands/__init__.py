@@ -52,7 +52,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="truncate texts to this many tokens (default and cap: what the model accepts, usually 512)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per forward pass (default 64)")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=64,
+        help="at most this many texts, and 16 tokens per text, per forward pass (default 64)",
+    )
     parser.add_argument(
         "--threads", type=positive_int, default=None, help="CPU threads for the model (default: one per core)"
     )
