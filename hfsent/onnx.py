@@ -136,6 +136,8 @@ def export_onnx(model_path: str, out_dir: str | Path, quantize: str | None = Non
     files = [out / ONNX_FILE]
     if quantize == "int8":
         files.append(quantize_int8(out / ONNX_FILE, out / INT8_FILE))
+    else:
+        (out / INT8_FILE).unlink(missing_ok=True)  # an earlier export's, which OnnxBackend would prefer
     return files
 
 

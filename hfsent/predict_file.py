@@ -270,7 +270,7 @@ class PredictSummary:
         lines = [
             f"wrote {self.rows} rows to {str(self.output)!r} in {self.seconds:.1f} s ({rate:.0f} rows/s)",
             f"classified {self.rows - self.flagged} (column {self.text_column!r}, threshold {self.threshold:g}): "
-            + ", ".join(f"{label} {n}" for label, n in sorted(self.labels.items())),
+            + (", ".join(f"{label} {n}" for label, n in sorted(self.labels.items())) or "none"),
         ]
         if self.flagged:
             reasons = "; ".join(f"{n} × {reason}" for reason, n in self.problems.most_common())
