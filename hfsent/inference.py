@@ -201,20 +201,6 @@ def label_result(positive_probability: float, threshold: float, id2label: dict[i
     }
 
 
-def text_problem(value: object) -> str | None:
-    """Why ``value`` cannot be classified, or None for a non-blank string.
-
-    Used by ``hfsent predict`` (such rows are flagged, not classified) and ``hfsent serve`` (400).
-    """
-    if value is None:
-        return "missing text"
-    if not isinstance(value, str):
-        return f"not text ({type(value).__name__})"
-    if not value.strip():
-        return "empty text"
-    return None
-
-
 def predict(
     texts: str | Sequence[str],
     model: PreTrainedModel | InferenceBackend | str,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .inference import InferenceBackend, label_result, text_problem, validate_threshold
+from .inference import InferenceBackend, label_result, validate_threshold
 
 INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".txt": "text"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -192,6 +192,20 @@ class TableReader:
             f"no text column in {str(self.path)!r} (looked for {', '.join(TEXT_COLUMN_CANDIDATES)}); "
             f"pass --text-column, available columns: {available}"
         )
+
+
+def text_problem(value: object) -> str | None:
+    """Why ``value`` cannot be classified, or None for a non-blank string.
+
+    ``hfsent predict`` flags such rows instead of classifying them.
+    """
+    if value is None:
+        return "missing text"
+    if not isinstance(value, str):
+        return f"not text ({type(value).__name__})"
+    if not value.strip():
+        return "empty text"
+    return None
 
 
 def _json_object(line: str) -> dict[str, Any] | str:

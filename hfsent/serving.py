@@ -1,16 +1,18 @@
 """An HTTP server speaking the Hugging Face Inference Endpoints text-classification contract.
 
-``POST /`` with ``{"inputs": "text" | ["text", ...], "parameters": {"top_k": k}}`` answers one list of
-``{"label", "score"}`` per input, so a single string gets ``[[{"label": "pos", "score": 0.97}]]``: the
-shape the hosted Inference API returns and `huggingface_hub.InferenceClient.text_classification`
-parses (it takes the first list). The label applies ``config.threshold`` (or the server's
-threshold) and ``score`` is that label's probability; ``top_k`` >= 2 adds the other label, after it.
-``GET /health`` answers ``{"status": "ok"}``, ``GET /`` describes the model and counts the requests,
-model batches and texts served so far.
+Requests and answers are exactly those of hfsent's Inference Endpoints handler (`hfsent.endpoint_handler`,
+whose `parse_payload` and `format_predictions` this server uses), so a client sees no difference between
+``hfsent serve`` and the model deployed on Inference Endpoints: ``POST /`` with
+``{"inputs": "text" | ["text", ...], "parameters": {"top_k": 1 | 2 | null, "threshold", "truncation",
+"max_length"}}``; a single string gets ``[{"label": "pos", "score": 0.97}]``, a list one answer per text;
+the label is decided at ``config.threshold`` (or the server's ``threshold``) and ``score`` is its
+probability; with ``top_k`` 2 or null both labels, the decided one first. ``GET /health`` answers
+``{"status": "ok"}``, ``GET /`` describes the model and counts the requests, model calls and texts served.
 
-Errors are JSON ``{"error": "..."}``: 400 for malformed JSON, missing, empty or non-text inputs and bad
-parameters; 411 without a Content-Length; 413 for a body over ``max_body_bytes``; 404/405 otherwise.
-Texts longer than the model accepts are truncated.
+Errors are JSON ``{"error": "..."}``: 400 for malformed JSON and any payload `parse_payload` rejects
+(missing ``inputs``, non-string inputs, unknown or ill-typed parameters); 411 without a Content-Length;
+413 for a body over ``max_body_bytes``; 404/405 otherwise. Texts longer than the model accepts are
+always truncated (``truncation: false`` cannot make the model read past its last position).
 
 Concurrency: one thread per connection (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) parses
 requests; a single `MicroBatcher` thread runs the model, gathering the texts of requests that arrive
@@ -33,7 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from .inference import InferenceBackend, label_result, text_problem, validate_threshold
+from .endpoint_handler import format_predictions, parse_payload
+from .inference import InferenceBackend, validate_threshold
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_BATCH_SIZE = 64
@@ -41,7 +44,6 @@ DEFAULT_MAX_WAIT_MS = 5.0
 # An oversized body up to this size is read and dropped before the 413, so the client sees the answer
 # (closing a socket with unread data resets the connection); a larger one just closes it.
 DRAIN_LIMIT = 16 << 20
-PARAMETERS = ("top_k", "function_to_apply")
 
 
 class RequestError(Exception):
@@ -52,59 +54,12 @@ class RequestError(Exception):
         self.status = status
 
 
-def parse_request(body: bytes) -> tuple[list[str], int]:
-    """Validate an Inference Endpoints text-classification request body.
-
-    Returns ``(texts, top_k)`` (``inputs`` as a list). Raises `RequestError` (400) naming the problem.
-    """
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RequestError(400, f"malformed JSON body: {err}") from None
-    if not isinstance(payload, dict) or "inputs" not in payload:
-        raise RequestError(400, 'the body must be a JSON object with "inputs": a string or a list of strings')
-    inputs = payload["inputs"]
-    single = isinstance(inputs, str)
-    texts = [inputs] if single else inputs
-    if not isinstance(texts, list):
-        raise RequestError(400, f'"inputs" must be a string or a list of strings, not {type(inputs).__name__}')
-    for i, text in enumerate(texts):
-        problem = text_problem(text)
-        if problem:
-            raise RequestError(400, f'"inputs" {"" if single else f"[{i}] "}is not usable: {problem}')
-    parameters = payload.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise RequestError(400, '"parameters" must be a JSON object')
-    unknown = sorted(set(parameters) - set(PARAMETERS))
-    if unknown:
-        raise RequestError(400, f"unsupported parameters {unknown}; supported: {list(PARAMETERS)}")
-    top_k = parameters.get("top_k")
-    if top_k is None:
-        top_k = 1
-    elif isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise RequestError(400, f'"top_k" must be an integer >= 1, got {top_k!r}')
-    if parameters.get("function_to_apply") not in (None, "softmax"):
-        raise RequestError(
-            400, '"function_to_apply" must be "softmax" (the scores are the label probabilities) or absent'
-        )
-    return texts, top_k
-
-
-def ranked_labels(positive_probability: float, threshold: float, id2label: dict[int, str], top_k: int) -> list[dict]:
-    """``[{"label", "score"}]``: the thresholded label first, then (``top_k`` >= 2) the other one."""
-    result = label_result(positive_probability, threshold, id2label)
-    ranked = [{"label": result["label"], "score": result["score"]}]
-    if top_k >= 2:
-        other = next(name for name in id2label.values() if name != result["label"])
-        ranked.append({"label": other, "score": 1.0 - result["score"]})
-    return ranked
-
-
 class MicroBatcher:
     """Scores the texts of many requests on one worker thread, batching requests that arrive together.
 
-    The worker takes every queued request (up to ``max_batch_size`` texts) and, while other requests are
-    still being read (`incoming`), waits up to ``max_wait_ms`` for them; a lone request is not delayed.
+    The worker takes the queued requests (up to ``max_batch_size`` texts, all with the first one's
+    ``max_length``) and, while other requests are still being read (`incoming`), waits up to
+    ``max_wait_ms`` for them; a lone request is not delayed.
     """
 
     def __init__(
@@ -118,7 +73,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
-        self._queue: collections.deque[tuple[Sequence[str], Future]] = collections.deque()
+        self._queue: collections.deque[tuple[Sequence[str], int | None, Future]] = collections.deque()
         self._queued_texts = 0
         self._incoming = 0
         self._closed = False
@@ -139,18 +94,19 @@ class MicroBatcher:
                 self._incoming -= 1
                 self._cond.notify_all()
 
-    def submit(self, texts: Sequence[str]) -> Future:
-        """Queue ``texts``; the future resolves to their P(pos), in order."""
+    def submit(self, texts: Sequence[str], max_length: int | None = None) -> Future:
+        """Queue ``texts`` (truncated to ``max_length`` tokens, if given, else to the batcher's);
+        the future resolves to their P(pos), in order."""
         future: Future = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._queue.append((texts, future))
+            self._queue.append((texts, max_length or self.max_length, future))
             self._queued_texts += len(texts)
             self._cond.notify_all()
         return future
 
-    def _next_batch(self) -> list[tuple[Sequence[str], Future]] | None:
+    def _next_batch(self) -> list[tuple[Sequence[str], int | None, Future]] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -162,28 +118,33 @@ class MicroBatcher:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            batch, size = [], 0
-            while self._queue and (not batch or size + len(self._queue[0][0]) <= self.max_batch_size):
-                texts, future = self._queue.popleft()
-                batch.append((texts, future))
-                size += len(texts)
+            batch, rest = [self._queue.popleft()], []
+            size = len(batch[0][0])
+            while self._queue:  # more requests with the same max_length, in arrival order
+                item = self._queue.popleft()
+                if item[1] == batch[0][1] and size + len(item[0]) <= self.max_batch_size:
+                    batch.append(item)
+                    size += len(item[0])
+                else:
+                    rest.append(item)
+            self._queue.extend(rest)
             self._queued_texts -= size
             return batch
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            texts = [text for request, _ in batch for text in request]
+            texts = [text for request, _, _ in batch for text in request]
             self.stats["requests"] += len(batch)
             self.stats["batches"] += 1
             self.stats["texts"] += len(texts)
             try:
-                probs = self.backend.positive_probabilities(texts, self.max_batch_size, self.max_length)
+                probs = self.backend.positive_probabilities(texts, self.max_batch_size, batch[0][1])
             except Exception as err:  # one failing batch must not stop the server
-                for _, future in batch:
+                for _, _, future in batch:
                     future.set_exception(err)
                 continue
             start = 0
-            for request, future in batch:
+            for request, _, future in batch:
                 future.set_result(probs[start : start + len(request)])
                 start += len(request)
 
@@ -237,13 +198,20 @@ class InferenceServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def classify(self, body: bytes) -> list[list[dict]]:
-        """Answer one request body (raises `RequestError`)."""
+    def classify(self, body: bytes) -> list[Any]:
+        """Answer one request body (raises `RequestError` for a bad one)."""
         with self.batcher.incoming():
-            texts, top_k = parse_request(body)
-            future = self.batcher.submit(texts)
-        id2label = self.backend.config.id2label
-        return [ranked_labels(p, self.threshold, id2label, top_k) for p in future.result()]
+            try:
+                request = parse_payload(json.loads(body))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise RequestError(400, f"malformed JSON body: {err}") from None
+            except ValueError as err:
+                raise RequestError(400, str(err)) from None
+            limits = [n for n in (request.max_length, self.batcher.max_length) if n]
+            future = self.batcher.submit(request.texts, min(limits) if limits else None)
+        threshold = self.threshold if request.threshold is None else request.threshold
+        labels = (self.backend.config.id2label[0], self.backend.config.id2label[1])
+        return format_predictions(future.result(), threshold, request.top_k, request.batched, labels)
 
     def info(self) -> dict[str, Any]:
         """What ``GET /`` answers."""

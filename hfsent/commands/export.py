@@ -39,9 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parity_texts(parser: argparse.ArgumentParser, args: argparse.Namespace, tokenizer) -> list[str]:
-    from ..inference import text_problem
     from ..onnx import random_texts
-    from ..predict_file import InputError, TableReader
+    from ..predict_file import InputError, TableReader, text_problem
 
     if args.parity_file is None:
         return random_texts(tokenizer, args.parity_samples)

@@ -6,11 +6,11 @@ import argparse
 
 from . import add_model_arguments, load_backend_or_exit, positive_int
 
-DESCRIPTION = """Serve a model over HTTP with the Hugging Face Inference Endpoints text-classification contract:
-POST / with {"inputs": "text" or ["text", ...], "parameters": {"top_k": 2}} answers one list of
-{"label", "score"} per input (so huggingface_hub.InferenceClient(model=URL).text_classification works);
-GET /health. Concurrent requests are micro-batched. Binds to loopback unless --host says otherwise;
-there is no authentication."""
+DESCRIPTION = """Serve a model over HTTP with the Hugging Face Inference Endpoints text-classification contract,
+answering exactly as hfsent's Inference Endpoints handler: POST / with {"inputs": "text" or ["text", ...],
+"parameters": {"top_k": 2}} (huggingface_hub.InferenceClient(model=URL).text_classification works); GET /health.
+Concurrent requests are micro-batched. Binds to loopback unless --host says otherwise; there is no
+authentication."""
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
