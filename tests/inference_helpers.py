@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import torch
 
 import hfsent
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, ROOT, tiny_config
+from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, tiny_config
 
 # The clauses of the test reviews, by sentiment: review-like texts are built from them.
 POSITIVE_CLAUSES = [c for r in POSITIVE_REVIEWS for c in re.split("[，。]", r) if c]
@@ -73,16 +70,3 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run ``python -m hfsent ARGS`` from the repository root (one model thread); return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", "hfsent", *args],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
