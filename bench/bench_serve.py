@@ -52,6 +52,17 @@ def call(conn: http.client.HTTPConnection, method: str, body: dict | None = None
     return answer
 
 
+def served(url: str) -> dict:
+    """The server's counters (requests, model calls, texts), on a fresh connection: the server closes
+    connections left idle for 60 s."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        return call(conn, "GET")["served"]
+    finally:
+        conn.close()
+
+
 def load(url: str, texts: list[str], clients: int, requests: int) -> tuple[float, list[float]]:
     """``requests`` single-review requests from ``clients`` threads; returns (wall seconds, latencies)."""
     parts = urlsplit(url)
@@ -87,15 +98,13 @@ def main() -> None:
     results = []
     for backend, model in (("torch", model_dir), ("onnx", onnx_dir)):
         proc, url = start_server(model, backend, args.threads)
-        parts = urlsplit(url)
-        info = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         try:
             load(url, texts[-50:], 2, 50)  # warm-up, other texts
             for clients in args.concurrency:
-                before = call(info, "GET")["served"]
+                before = served(url)
                 load_before = os.getloadavg()[0]
                 seconds, latencies = load(url, texts, clients, args.requests)
-                after = call(info, "GET")["served"]
+                after = served(url)
                 batches = after["batches"] - before["batches"]
                 results.append(
                     {
@@ -111,7 +120,6 @@ def main() -> None:
                 )
                 print(json.dumps(results[-1]), flush=True)
         finally:
-            info.close()
             proc.terminate()
             proc.wait(timeout=60)
 
