@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .configuration_hfsent import HfSentConfig
 from .hub import HubError, push_to_hub
-from .inference import load_model_and_tokenizer, predict
+from .inference import load_backend, load_model_and_tokenizer, predict
 from .modeling_hfsent import HfSentModel
 
 __version__ = "0.1.0"
@@ -27,6 +27,7 @@ __all__ = [
     "HfSentModel",
     "HubError",
     "__version__",
+    "load_backend",
     "load_model_and_tokenizer",
     "predict",
     "push_to_hub",

@@ -14,6 +14,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("hfsent.commands.pretrain", "MLM-pretrain or continue pretraining a BERT encoder"),
     "train": ("hfsent.commands.train", "fine-tune a sentiment model from a recipe YAML"),
     "push": ("hfsent.commands.push", "publish an output directory to the Hugging Face Hub (one commit)"),
+    "predict": ("hfsent.commands.predict", "classify every row of a CSV/JSONL/Parquet/text file"),
+    "export": ("hfsent.commands.export", "export a model to ONNX (optionally int8-quantized), with a parity check"),
+    "serve": ("hfsent.commands.serve", "serve a model over HTTP (Inference Endpoints text-classification API)"),
 }
 
 

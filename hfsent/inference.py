@@ -1,14 +1,51 @@
-"""Batch inference: probabilities and thresholded labels from an hfsent checkpoint."""
+"""Batch inference: probabilities and thresholded labels from an hfsent checkpoint.
+
+This module is the one home for inference logic. Texts are tokenised once, grouped into
+length-sorted, dynamically padded batches (`batched_positive_probabilities`) and scored by a
+backend: `TorchBackend` here, `hfsent.onnx.OnnxBackend` for ONNX Runtime. Both implement
+`InferenceBackend`, so `hfsent.predict`, ``hfsent predict`` and ``hfsent serve`` run on either.
+`label_result` turns P(pos) into a thresholded label.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from .tokenizer import load_tokenizer
+
+BACKENDS = ("torch", "onnx")
+# A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
+# run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
+# batches of 64 texts capped at 1,024 tokens ran 1.9x (torch) to 3.8x (ONNX int8) faster than uncapped ones.
+TOKENS_PER_TEXT = 16
+
+# (input_ids, attention_mask), int64 arrays of shape (batch, seq) -> the logit z of each row
+LogitFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """Anything that turns texts into P(pos): a loaded model plus its tokenizer and config."""
+
+    name: str
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerBase
+
+    def positive_probabilities(
+        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
+    ) -> list[float]:
+        """Return P(pos) for each text, in input order."""
+        ...
 
 
 def load_model_and_tokenizer(
@@ -22,16 +59,119 @@ def load_model_and_tokenizer(
     return model, load_tokenizer(name_or_path)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Yield index batches in order of decreasing length, so padding within a batch is minimal."""
+def load_backend(name_or_path: str, backend: str = "torch", threads: int | None = None) -> InferenceBackend:
+    """Load a model for inference: ``backend="torch"`` (an hfsent checkpoint) or ``"onnx"``.
+
+    For ``"onnx"``, ``name_or_path`` is a folder written by ``hfsent export --onnx`` or one ``.onnx``
+    file in it (see `hfsent.onnx.OnnxBackend`). ``threads``: intra-op threads (default: the library's
+    choice, one per core); for torch this sets the process-wide ``torch.set_num_threads``.
+    """
+    if backend == "torch":
+        if threads:
+            torch.set_num_threads(threads)
+        return TorchBackend(*load_model_and_tokenizer(name_or_path))
+    if backend == "onnx":
+        from .onnx import OnnxBackend
+
+        return OnnxBackend(name_or_path, threads=threads)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[list[int]]:
+    """Yield index batches in order of decreasing length, so padding within a batch is minimal.
+
+    With ``max_tokens``, a batch also stops growing before ``len(batch) * longest`` would exceed it, so
+    long texts run in smaller batches (the activations of a batch stay in cache); a batch always holds
+    at least one text.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    start = 0
+    while start < len(order):
+        size = batch_size
+        if max_tokens is not None:
+            size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+        yield order[start : start + size]
+        start += size
 
 
-@torch.inference_mode()
+def max_input_length(
+    tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, max_length: int | None = None
+) -> int:
+    """The longest token sequence the model accepts: ``max_length`` capped by the tokenizer's
+    ``model_max_length`` and the model's ``max_position_embeddings``. Longer texts are truncated."""
+    limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None), max_length]
+    return min(int(limit) for limit in limits if limit)
+
+
+def batched_positive_probabilities(
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    logits_fn: LogitFn,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    max_tokens: int | None = None,
+) -> list[float]:
+    """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
+    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
+
+    A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
+    ``batch_size * TOKENS_PER_TEXT``).
+    """
+    if not texts:
+        return []
+    encodings = tokenizer(
+        list(texts),
+        truncation=max_length is not None,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
+    max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
+    left = tokenizer.padding_side == "left"
+    probs = [0.0] * len(encodings)
+    for idx in length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens):
+        width = len(encodings[idx[0]])
+        input_ids = np.full((len(idx), width), tokenizer.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            span = slice(width - len(encodings[i]), width) if left else slice(0, len(encodings[i]))
+            input_ids[row, span] = encodings[i]
+            attention_mask[row, span] = 1
+        z = torch.from_numpy(np.asarray(logits_fn(input_ids, attention_mask), dtype=np.float32))
+        for i, p in zip(idx, torch.sigmoid(z).tolist(), strict=True):
+            probs[i] = p
+    return probs
+
+
+class TorchBackend:
+    """An `InferenceBackend` running a loaded hfsent `PreTrainedModel` with PyTorch."""
+
+    name = "torch"
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = model.config
+
+    @torch.inference_mode()
+    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        device = self.model.device
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+        logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+        return logits[:, 1].float().cpu().numpy()
+
+    def positive_probabilities(
+        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
+    ) -> list[float]:
+        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
+        limit = max_input_length(self.tokenizer, self.config, max_length)
+        return batched_positive_probabilities(texts, self.tokenizer, self._logits, batch_size, limit)
+
+
 def positive_probabilities(
     texts: Sequence[str],
     model: PreTrainedModel,
@@ -40,22 +180,30 @@ def positive_probabilities(
     max_length: int | None = None,
 ) -> list[float]:
     """Return P(pos) for each text, in input order (length-sorted batches, dynamic padding)."""
-    max_length = max_length or tokenizer.model_max_length
-    encodings = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    device = model.device
-    probs = [0.0] * len(texts)
-    for idx in length_sorted_batches([len(e) for e in encodings], batch_size):
-        batch = tokenizer.pad({"input_ids": [encodings[i] for i in idx]}, return_tensors="pt")
-        batch = {k: v.to(device) for k, v in batch.items()}
-        z = model(**batch).logits[:, 1].float()
-        for i, p in zip(idx, torch.sigmoid(z).tolist(), strict=True):
-            probs[i] = p
-    return probs
+    return TorchBackend(model, tokenizer).positive_probabilities(texts, batch_size, max_length)
+
+
+def validate_threshold(threshold: float) -> float:
+    """Return ``threshold`` as a float, or raise a ValueError unless it is strictly between 0 and 1."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold!r}")
+    return float(threshold)
+
+
+def label_result(positive_probability: float, threshold: float, id2label: dict[int, str]) -> dict[str, Any]:
+    """The thresholded decision for one text: ``label``, ``score`` (the probability of that label)
+    and ``positive_probability``. A text is positive when P(pos) >= ``threshold``."""
+    positive = positive_probability >= threshold
+    return {
+        "label": id2label[1 if positive else 0],
+        "score": positive_probability if positive else 1.0 - positive_probability,
+        "positive_probability": positive_probability,
+    }
 
 
 def predict(
     texts: str | Sequence[str],
-    model: PreTrainedModel | str,
+    model: PreTrainedModel | InferenceBackend | str,
     tokenizer: PreTrainedTokenizerBase | None = None,
     threshold: float | None = None,
     batch_size: int = 64,
@@ -63,9 +211,10 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Classify texts with an hfsent model, applying ``config.threshold`` (or ``threshold``).
 
-    ``model`` is a loaded model or a checkpoint path / Hub id (its tokenizer is then loaded too).
-    Returns one dict per text, in input order: ``label`` (``"neg"``/``"pos"``), ``score`` (the
-    probability of that label) and ``positive_probability`` (P(pos)).
+    ``model`` is a loaded model, an `InferenceBackend` (e.g. from `load_backend`) or a checkpoint
+    path / Hub id (its tokenizer is then loaded too). Returns one dict per text, in input order:
+    ``label`` (``"neg"``/``"pos"``), ``score`` (the probability of that label) and
+    ``positive_probability`` (P(pos)).
     """
     if isinstance(texts, str):
         texts = [texts]
@@ -73,22 +222,15 @@ def predict(
     if bad:
         raise TypeError(f"predict expects strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
     if isinstance(model, str):
-        model, loaded_tokenizer = load_model_and_tokenizer(model)
-        tokenizer = tokenizer or loaded_tokenizer
-    if tokenizer is None:
-        raise ValueError("predict needs a tokenizer when `model` is a model object")
-    threshold = model.config.threshold if threshold is None else threshold
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold!r}")
-    id2label = model.config.id2label
-    results = []
-    for p in positive_probabilities(texts, model, tokenizer, batch_size, max_length):
-        positive = p >= threshold
-        results.append(
-            {
-                "label": id2label[1 if positive else 0],
-                "score": p if positive else 1.0 - p,
-                "positive_probability": p,
-            }
-        )
-    return results
+        loaded, loaded_tokenizer = load_model_and_tokenizer(model)
+        backend: InferenceBackend = TorchBackend(loaded, tokenizer or loaded_tokenizer)
+    elif isinstance(model, PreTrainedModel):
+        if tokenizer is None:
+            raise ValueError("predict needs a tokenizer when `model` is a model object")
+        backend = TorchBackend(model, tokenizer)
+    else:
+        backend = model
+    threshold = validate_threshold(backend.config.threshold if threshold is None else threshold)
+    id2label = backend.config.id2label
+    probs = backend.positive_probabilities(texts, batch_size, max_length)
+    return [label_result(p, threshold, id2label) for p in probs]

@@ -1,0 +1,140 @@
+"""Serving latency and throughput: `hfsent serve` (torch and ONNX int8) at 1 and 16 concurrent clients.
+
+The server runs as `python -m hfsent serve MODEL --port 0 [--backend onnx]` (default settings: micro-batches
+of up to 64 texts, 5 ms wait while requests are being read). Each client is a thread with its own
+keep-alive `http.client` connection, sending one review per request (`{"inputs": review}`) and timing
+each request from send to parsed answer. The clients run on the same 2 cores as the server.
+
+Run: python bench/bench_serve.py   (reads $HFSENT_SHARED, default ../shared; ~2 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+from common import ROOT, machine
+from inference_setup import prepare_model, prepare_onnx, reviews, write_report
+
+
+def start_server(model: Path, backend: str, threads: int | None) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--backend", backend]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    first = lines.get(timeout=300)
+    if "listening on" not in first:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {first}")
+    return proc, first.rsplit(" ", 1)[-1].strip()
+
+
+def call(conn: http.client.HTTPConnection, method: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+    conn.request(method, "/", body=data, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}: {answer}")
+    return answer
+
+
+def served(url: str) -> dict:
+    """The server's counters (requests, model calls, texts), on a fresh connection: the server closes
+    connections left idle for 60 s."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        return call(conn, "GET")["served"]
+    finally:
+        conn.close()
+
+
+def load(url: str, texts: list[str], clients: int, requests: int) -> tuple[float, list[float]]:
+    """``requests`` single-review requests from ``clients`` threads; returns (wall seconds, latencies)."""
+    parts = urlsplit(url)
+
+    def client(worker: int) -> list[float]:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        latencies = []
+        for i in range(worker, requests, clients):
+            start = time.perf_counter()
+            call(conn, "POST", {"inputs": texts[i % len(texts)]})
+            latencies.append(time.perf_counter() - start)
+        conn.close()
+        return latencies
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [t for part in pool.map(client, range(clients)) for t in part]
+    return time.perf_counter() - start, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-steps", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=600, help="requests per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--threads", type=int, default=None, help="model threads (default: one per core)")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve.json")
+    args = parser.parse_args()
+
+    texts, train_rows = reviews()
+    model_dir = prepare_model(train_rows, args.train_steps)
+    onnx_dir = prepare_onnx(model_dir)
+    results = []
+    for backend, model in (("torch", model_dir), ("onnx", onnx_dir)):
+        proc, url = start_server(model, backend, args.threads)
+        try:
+            load(url, texts[-50:], 2, 50)  # warm-up, other texts
+            for clients in args.concurrency:
+                before = served(url)
+                load_before = os.getloadavg()[0]
+                seconds, latencies = load(url, texts, clients, args.requests)
+                after = served(url)
+                batches = after["batches"] - before["batches"]
+                results.append(
+                    {
+                        "backend": "torch" if backend == "torch" else "ONNX int8",
+                        "clients": clients,
+                        "requests": len(latencies),
+                        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+                        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+                        "requests_per_second": len(latencies) / seconds,
+                        "texts_per_model_call": (after["texts"] - before["texts"]) / max(1, batches),
+                        "load_average_1min": [load_before, os.getloadavg()[0]],
+                    }
+                )
+                print(json.dumps(results[-1]), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+    write_report(
+        args, data="one review per request, cycling through 2,000 reviews of online_shopping_10_cats", results=results
+    )
+    print(f"{machine()}")
+    print("| backend | clients | requests | p50 ms | p99 ms | requests/s | texts per model call |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(
+            f"| {r['backend']} | {r['clients']} | {r['requests']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['requests_per_second']:.0f} | {r['texts_per_model_call']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""``hfsent export MODEL OUT --onnx [--quantize int8]``: ONNX export with a parity check against torch."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import load_backend_or_exit, positive_int
+
+DESCRIPTION = """Export an hfsent checkpoint to ONNX in OUT (model.onnx, plus model_int8.onnx with --quantize int8,
+and the tokenizer and config, so `--backend onnx` needs only OUT). Then compare the exported models with
+torch on sample texts and print the largest difference in P(pos) and the label agreement."""
+
+# An fp32 export further than this from torch is broken (exit 1); int8 is only reported.
+FP32_TOLERANCE = 1e-3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hfsent export`` argument parser."""
+    from ..onnx import QUANTIZATIONS
+
+    parser = argparse.ArgumentParser(prog="hfsent export", description=DESCRIPTION)
+    parser.add_argument("model", metavar="MODEL", help="an hfsent checkpoint (folder or Hub id)")
+    parser.add_argument("out", metavar="OUT", help="output folder (created; existing ONNX files are replaced)")
+    parser.add_argument("--onnx", action="store_true", help="export to ONNX (the only format so far; required)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None, help="also write a dynamic int8 model")
+    parser.add_argument(
+        "--parity-file",
+        default=None,
+        help="check parity on the texts of this file (any `hfsent predict` input; default: random vocabulary texts)",
+    )
+    parser.add_argument("--text-column", default=None, help="text column of --parity-file (as `hfsent predict`)")
+    parser.add_argument(
+        "--parity-samples", type=positive_int, default=256, help="texts to check parity on (default 256)"
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads for the parity check (default: one per core)"
+    )
+    return parser
+
+
+def _parity_texts(parser: argparse.ArgumentParser, args: argparse.Namespace, tokenizer) -> list[str]:
+    from ..onnx import random_texts
+    from ..predict_file import InputError, TableReader, text_problem
+
+    if args.parity_file is None:
+        return random_texts(tokenizer, args.parity_samples)
+    try:
+        reader = TableReader(args.parity_file)
+        column = reader.resolve_text_column(args.text_column)
+        texts: list[str] = []
+        for chunk in reader.chunks():
+            texts += [r.values[column] for r in chunk if not r.problem and not text_problem(r.values.get(column))]
+            if len(texts) >= args.parity_samples:
+                break
+        reader.close()
+    except InputError as err:
+        parser.error(str(err))
+    if not texts:
+        parser.error(f"no usable text in column {column!r} of {args.parity_file!r}")
+    return texts[: args.parity_samples]
+
+
+def main(argv: list[str]) -> int:
+    """Run ``hfsent export``; exit 2 for unusable arguments, 1 when the fp32 export does not match torch."""
+    from pathlib import Path
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.onnx:
+        parser.error("choose an export format: --onnx")
+    if args.text_column and not args.parity_file:
+        parser.error("--text-column needs --parity-file")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"OUT exists and is not a folder: {args.out!r}")
+
+    from ..inference import load_backend
+    from ..onnx import export_onnx, parity
+
+    reference = load_backend_or_exit(parser, args.model, threads=args.threads)
+    texts = _parity_texts(parser, args, reference.tokenizer)
+
+    files = export_onnx(args.model, out, quantize=args.quantize)
+    for file in files:
+        print(f"wrote {file}", flush=True)
+    threshold = reference.config.threshold
+    print(f"parity with torch on {len(texts)} texts (threshold {threshold:g}):")
+    status = 0
+    for file in files:
+        report = parity(reference, load_backend(str(file), "onnx", args.threads), texts, threshold, file.name)
+        print(f"  {report}", flush=True)
+        if file.name == files[0].name and report.max_abs_diff > FP32_TOLERANCE:
+            print(f"hfsent export: error: the fp32 export differs from torch by more than {FP32_TOLERANCE:g}")
+            status = 1
+    return status
