@@ -10,14 +10,12 @@ import sys
 import pytest
 import torch
 import yaml
-from datasets import Dataset
 from safetensors import safe_open
 from transformers import (
+    AutoModel,
     AutoModelForMaskedLM,
     BertConfig,
     BertForMaskedLM,
-    DataCollatorWithPadding,
-    Trainer,
     TrainingArguments,
     pipeline,
 )
@@ -34,9 +32,8 @@ from hfsent.pretrain import (
 )
 from hfsent.pretrain.packing import pack_blocks
 from hfsent.recipe import RecipeError, RecipeParser
-from hfsent.tokenizer import load_tokenizer
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, REVIEWS, ROOT, TINY_OVERRIDES, run_cli
+from .helpers import REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
 
 NEWS = [
     "当希望工程救助的百万儿童成长起来，科教兴国蔚然成风时，今天有收藏价值的书你没买，明日就叫你悔不当初！",
@@ -148,25 +145,28 @@ def test_output_is_a_standard_bert_mlm_checkpoint(pretrained):
     assert len(answers) == 3 and all(a["sequence"] and 0.0 <= a["score"] <= 1.0 for a in answers)
 
 
-def test_output_starts_an_hfsent_classifier_that_trains(pretrained, tmp_path):
+def test_output_fine_tunes_with_the_hfsent_recipe(pretrained, tmp_path, review_csv):
+    recipe = tiny_recipe(
+        tmp_path,
+        pretrained,
+        review_csv,
+        model_name_or_path=str(pretrained),
+        config_overrides=None,
+        tokenizer_name=None,
+        num_train_epochs=1,
+    )
+    proc = run_cli("train", str(recipe))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = tmp_path / "out"
     mlm = AutoModelForMaskedLM.from_pretrained(pretrained)
-    model = hfsent.HfSentModel.from_pretrained(pretrained)
-    assert torch.equal(model.bert.embeddings.word_embeddings.weight, mlm.bert.embeddings.word_embeddings.weight)
-    assert torch.equal(model.bert.encoder.layer[0].output.dense.weight, mlm.bert.encoder.layer[0].output.dense.weight)
-    tokenizer = load_tokenizer(str(pretrained))
-    texts = POSITIVE_REVIEWS + NEGATIVE_REVIEWS
-    data = Dataset.from_dict({"text": texts, "label": [1] * 6 + [0] * 6}).map(
-        lambda b: tokenizer(b["text"], truncation=True), batched=True, remove_columns=["text"]
-    )
-    before = model.classifier.weight.detach().clone()
-    args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=6, report_to=[], use_cpu=True
-    )
-    result = Trainer(
-        model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer)
-    ).train()
-    assert result.global_step == 2 and math.isfinite(result.training_loss)
-    assert not torch.equal(model.classifier.weight, before)
+    classifier = AutoModel.from_pretrained(out)
+    assert type(classifier) is hfsent.HfSentModel
+    assert classifier.config.num_hidden_layers == mlm.config.num_hidden_layers
+    assert "test_accuracy" in json.loads((out / "all_results.json").read_text())
+    # what the recipe started from: the pretrained encoder, loaded tensor for tensor
+    start = hfsent.HfSentModel.from_pretrained(pretrained)
+    for name, tensor in mlm.bert.state_dict().items():
+        assert torch.equal(start.bert.state_dict()[name], tensor), name
 
 
 def test_continued_pretraining_line_by_line_starts_from_the_checkpoint(
