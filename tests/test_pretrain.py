@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from safetensors import safe_open
 from transformers import (
     AutoModel,
@@ -137,6 +138,9 @@ def test_output_is_a_standard_bert_mlm_checkpoint(pretrained):
         assert set(ours.keys()) == set(ref.keys())
     tokenizer_config = json.loads((pretrained / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == 32  # positions beyond were never trained
+
+    card = ModelCard.load(pretrained / "README.md")  # the encoder's model card, rendered offline
+    assert card.data.pipeline_tag == "fill-mask" and "eval_perplexity" not in card.data.to_dict()
 
     model = AutoModelForMaskedLM.from_pretrained(pretrained)
     assert type(model) is BertForMaskedLM

@@ -11,9 +11,10 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import release_distributed
 from ..modelargs import build_config
-from ..recipe import RecipeError, save_recipe
+from ..recipe import RecipeError, recipe_to_dict, save_recipe
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
@@ -218,8 +219,17 @@ def run_pretraining(
         metrics.update(eval_metrics)
     if trainer.is_world_process_zero():
         save_recipe(training_args.output_dir, model_args, data_args, training_args)
+        _write_encoder_card(training_args.output_dir, metrics, recipe_to_dict(model_args, data_args, training_args))
     release_distributed(trainer)
     return metrics
+
+
+def _write_encoder_card(output_dir: str, metrics: dict[str, Any], recipe: dict[str, Any]) -> None:
+    """Render the encoder's model card into ``output_dir``; a card that cannot be rendered is only a warning."""
+    try:
+        write_card(output_dir, render_pretrained_encoder_card(output_dir, metrics, recipe))
+    except Exception as err:  # the card must never cost the user a finished pretraining run
+        logger.warning("could not write the model card: %s: %s", type(err).__name__, err)
 
 
 __all__ = ["build_model", "count_tokens", "evaluate_mlm", "load_pretraining_tokenizer", "run_pretraining"]
