@@ -82,3 +82,12 @@ def finetuned_dir(tmp_path_factory, tokenizer_dir, review_csv):
     root = tmp_path_factory.mktemp("finetuned")
     assert hfsent_main(["train", str(tiny_recipe(root, tokenizer_dir, review_csv, num_train_epochs=2))]) == 0
     return root / "out"
+
+
+@pytest.fixture
+def local_http_client(monkeypatch):
+    """Let huggingface_hub clients talk to a server on 127.0.0.1 even where HF_HUB_OFFLINE=1 (as in CI)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

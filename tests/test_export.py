@@ -79,7 +79,7 @@ def test_predict_onnx_int8_on_10k_parquet_rows(exported, model_dir, tmp_path):
     assert {rows[i]["pred_label"] for i in good} == {"neg", "pos"}
 
 
-def test_serve_onnx_backend_with_inference_client(exported):
+def test_serve_onnx_backend_with_inference_client(exported, local_http_client):
     out_dir, _ = exported
     text = review_texts(1, seed=23)[0]
     backend = load_backend(str(out_dir), "onnx", threads=1)

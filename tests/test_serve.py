@@ -159,7 +159,7 @@ def test_answers_match_hfsent_predict(server, expected):
     assert {r["label"] for r in results} == {"neg", "pos"}
 
 
-def test_inference_client_against_the_server(server, expected):
+def test_inference_client_against_the_server(server, expected, local_http_client):
     text = review_texts(1, seed=12)[0]
     result = expected([text])[0]
     # huggingface_hub 2.4 returns the first element of the hosted-format answer: the decided label.
