@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,29 @@ class RecipeParser(HfArgumentParser):
                     value = str(value)
                 action.default = value
                 action.required = False
+
+
+def run_recipe_command(
+    prog: str,
+    dataclass_types: Sequence[type],
+    description: str,
+    run: Callable[..., Any],
+    argv: Sequence[str] | None = None,
+) -> tuple[int, tuple[Any, ...] | None, Any]:
+    """Parse ``[recipe.yaml] [--key value ...]`` into ``dataclass_types`` and call ``run(*parsed)``.
+
+    Returns ``(exit code, parsed arguments, run's result)``; a `RecipeError` (bad recipe, data or
+    setting) is printed as one line ``<prog>: error: ...`` and gives exit code 2.
+    """
+    parser = RecipeParser(
+        dataclass_types, prog=prog, usage=f"{prog} [recipe.yaml] [--key value ...]", description=description
+    )
+    try:
+        parsed = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
+        return 0, parsed, run(*parsed)
+    except RecipeError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2, None, None
 
 
 def recipe_to_dict(*args: Any) -> dict[str, Any]:

@@ -10,14 +10,11 @@ import json
 import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
-import transformers
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
@@ -32,7 +29,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
 from .data import DataArguments, DataError, load_raw_dataset, prepare_splits, tokenize_splits, training_texts
-from .distributed import release_distributed
+from .distributed import configure_logging, release_distributed
 from .hub import copy_endpoint_handler, take_push_settings
 from .metrics import (
     THRESHOLD_OBJECTIVES,
@@ -214,19 +211,6 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
 # ------------------------------------------------------------------------------------------- training
 
 
-def _configure_logging(training_args: TrainingArguments) -> None:
-    level = training_args.get_process_log_level()
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    # hfsent's own progress messages are shown on the main process unless a log level was asked for
-    logger.setLevel(logging.INFO if training_args.should_log and training_args.log_level == "passive" else level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-
-
 def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     """``resume_from_checkpoint``: a path, or ``last``/``true`` for the last checkpoint in ``output_dir``."""
     value = training_args.resume_from_checkpoint
@@ -274,7 +258,7 @@ def finetune(
     Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before any training;
     no Hub token with ``push_to_hub`` raises `HubError` before any training.
     """
-    _configure_logging(training_args)
+    configure_logging(training_args)
     set_seed(training_args.seed)
     # push_to_hub: hfsent pushes once at the end, with its card (the Trainer's pushing is off); no token fails here
     publish = take_push_settings(training_args)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from ..recipe import RecipeError, RecipeParser
+from ..recipe import run_recipe_command
 
 PROG = "hfsent pretrain"
+DESCRIPTION = (
+    "MLM-pretrain a BERT from scratch (config_name + config_overrides + tokenizer_name) or continue pretraining "
+    "a checkpoint (model_name_or_path) on text files or Hub datasets. Keys of the recipe YAML are the options "
+    "below; options given on the command line override the YAML."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,29 +20,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..pretrain import PretrainDataArguments, PretrainModelArguments, run_pretraining
 
-    parser = RecipeParser(
-        (PretrainModelArguments, PretrainDataArguments, TrainingArguments),
-        prog=PROG,
-        usage=f"{PROG} [recipe.yaml] [--key value ...]",
-        description="MLM-pretrain a BERT from scratch (config_name + config_overrides + tokenizer_name) or continue "
-        "pretraining a checkpoint (model_name_or_path) on text files or Hub datasets. Keys of the recipe YAML are "
-        "the options below; options given on the command line override the YAML.",
+    code, parsed, metrics = run_recipe_command(
+        PROG, (PretrainModelArguments, PretrainDataArguments, TrainingArguments), DESCRIPTION, run_pretraining, argv
     )
-    try:
-        args = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
-        metrics = run_pretraining(*args)
-    except RecipeError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    training_args = args[2]
-    if training_args.process_index == 0:
+    if code == 0 and parsed[2].process_index == 0:
         if "eval_loss" in metrics:
             print(
                 f"held-out: loss {metrics['eval_loss']:.4f}, perplexity {metrics['eval_perplexity']:.2f}, "
                 f"masked-token accuracy {metrics['eval_accuracy']:.4f}"
             )
-        print(f"model, tokenizer and results saved to {training_args.output_dir}")
-    return 0
+        print(f"model, tokenizer and results saved to {parsed[2].output_dir}")
+    return code
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
 from ..cards import render_pretrained_encoder_card, write_card
-from ..distributed import release_distributed
+from ..distributed import configure_logging, release_distributed
 from ..modelargs import build_config
 from ..recipe import RecipeError, recipe_to_dict, save_recipe
 from ..tokenizer import load_recipe_tokenizer
@@ -164,6 +164,7 @@ def run_pretraining(
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
+    configure_logging(training_args)
     set_seed(training_args.seed)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
