@@ -7,7 +7,8 @@ same model (zh-mini, see inference_setup.py) in one process, one after the other
   at a time), plus `truncation=True`, without which the reviews longer than 512 tokens crash it.
 - hfsent predict: `hfsent.predict_file.predict_file`, the code behind `hfsent predict` (read the CSV,
   score length-sorted batches of up to 64 texts, write the CSV), on the torch backend, then ONNX Runtime
-  fp32 and int8. Model loading and process start are not timed, for either side.
+  fp32 and int8 (whose backend runs one batch per core at once). Model loading and process start are not
+  timed, for either side.
 
 Each is timed --rounds times, interleaved, and the fastest pass counts (the machine is shared).
 

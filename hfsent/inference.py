@@ -9,7 +9,9 @@ backend: `TorchBackend` here, `hfsent.onnx.OnnxBackend` for ONNX Runtime. Both i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,6 +48,14 @@ class InferenceBackend(Protocol):
     ) -> list[float]:
         """Return P(pos) for each text, in input order."""
         ...
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def load_model_and_tokenizer(
@@ -114,12 +124,16 @@ def batched_positive_probabilities(
     batch_size: int = 64,
     max_length: int | None = None,
     max_tokens: int | None = None,
+    pool: Executor | None = None,
+    workers: int = 1,
 ) -> list[float]:
     """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
     with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
 
     A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
-    ``batch_size * TOKENS_PER_TEXT``).
+    ``batch_size * TOKENS_PER_TEXT``). With a ``pool`` of ``workers`` threads, batches run concurrently
+    (``logits_fn`` must be thread-safe), and a call with fewer texts than ``workers * batch_size`` is cut
+    into at least ``workers`` batches so that every worker gets one.
     """
     if not texts:
         return []
@@ -131,9 +145,11 @@ def batched_positive_probabilities(
         return_token_type_ids=False,
     )["input_ids"]
     max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
+    if pool is not None and workers > 1:
+        batch_size = max(1, min(batch_size, -(-len(encodings) // workers)))
     left = tokenizer.padding_side == "left"
-    probs = [0.0] * len(encodings)
-    for idx in length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens):
+
+    def score(idx: list[int]) -> np.ndarray:
         width = len(encodings[idx[0]])
         input_ids = np.full((len(idx), width), tokenizer.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -141,8 +157,12 @@ def batched_positive_probabilities(
             span = slice(width - len(encodings[i]), width) if left else slice(0, len(encodings[i]))
             input_ids[row, span] = encodings[i]
             attention_mask[row, span] = 1
-        z = torch.from_numpy(np.asarray(logits_fn(input_ids, attention_mask), dtype=np.float32))
-        for i, p in zip(idx, torch.sigmoid(z).tolist(), strict=True):
+        return np.asarray(logits_fn(input_ids, attention_mask), dtype=np.float32)
+
+    batches = list(length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens))
+    probs = [0.0] * len(encodings)
+    for idx, z in zip(batches, (pool.map if pool is not None else map)(score, batches), strict=True):
+        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z)).tolist(), strict=True):
             probs[i] = p
     return probs
 

@@ -79,6 +79,19 @@ def test_predict_onnx_int8_on_10k_parquet_rows(exported, model_dir, tmp_path):
     assert {rows[i]["pred_label"] for i in good} == {"neg", "pos"}
 
 
+def test_concurrent_onnx_workers_give_the_one_worker_probabilities_in_input_order(exported):
+    out_dir, _ = exported
+    texts = review_texts(700, seed=24)  # mixed lengths: batches finish out of order
+    one = load_backend(str(out_dir), "onnx", threads=1)
+    three = load_backend(str(out_dir), "onnx", threads=3)
+    # the same batches (700 texts fill 3 workers with batches of 16) give bit-identical int8 results
+    assert three.positive_probabilities(texts, batch_size=16) == one.positive_probabilities(texts, batch_size=16)
+    # fewer texts than workers x batch size are cut into smaller batches: every text, in order. (fp32 here:
+    # int8 quantizes activations per batch, so a different batching moves its probabilities slightly.)
+    one, three = (load_backend(str(out_dir / "model.onnx"), "onnx", threads=n) for n in (1, 3))
+    assert three.positive_probabilities(texts[:5]) == pytest.approx(one.positive_probabilities(texts[:5]), abs=1e-6)
+
+
 def test_serve_onnx_backend_with_inference_client(exported, local_http_client):
     out_dir, _ = exported
     text = review_texts(1, seed=23)[0]
