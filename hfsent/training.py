@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
@@ -24,7 +25,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import get_last_checkpoint, has_length
 
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
@@ -43,6 +44,7 @@ from .modelargs import build_config
 from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
 from .recipe import RecipeError, save_recipe
+from .sampling import LENGTH_SORTED_STEPS, LengthSortedStepSampler
 from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
@@ -114,7 +116,16 @@ class HfSentTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
     metric_for_best_model: str | None = field(default="roc_auc", metadata={"help": "Validation metric for 'best'."})
     train_sampling_strategy: str = field(
-        default="group_by_length", metadata={"help": "'group_by_length' batches texts of similar length together."}
+        default=LENGTH_SORTED_STEPS,
+        metadata={
+            "help": (
+                "'length_sorted_steps': each optimizer step is a random sample, cut by length into its "
+                "micro-batches (saves padding when gradient_accumulation_steps > 1 or with several processes; "
+                "see hfsent.sampling); or transformers' 'random', 'sequential', 'group_by_length', "
+                "'batch_rebalance'."
+            ),
+            "choices": [LENGTH_SORTED_STEPS, "random", "sequential", "group_by_length", "batch_rebalance"],
+        },
     )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
     report_to: None | str | list[str] = field(  # noqa: RUF036 (same annotation as TrainingArguments)
@@ -243,6 +254,26 @@ def _finalize_output(staging: Path, output_dir: Path) -> None:
     staging.rmdir()
 
 
+class HfSentTrainer(Trainer):
+    """`Trainer` that also knows ``train_sampling_strategy: length_sorted_steps`` (`hfsent.sampling`)."""
+
+    def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.args.train_sampling_strategy != LENGTH_SORTED_STEPS or dataset is None or not has_length(dataset):
+            return super()._get_train_sampler(train_dataset)
+        if self.args.length_column_name in dataset.column_names:
+            lengths = list(dataset[self.args.length_column_name])
+        else:
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+        micro_batches = self.args.gradient_accumulation_steps * max(1, self.args.world_size)
+        if micro_batches == 1:
+            logger.info(
+                "length_sorted_steps with one micro-batch per step is random sampling: "
+                "set gradient_accumulation_steps > 1 to cut padding"
+            )
+        return LengthSortedStepSampler(lengths, self.args.train_batch_size * micro_batches, seed=self.args.seed)
+
+
 def finetune(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -289,7 +320,7 @@ def finetune(
         trainable, total = model.get_nb_trainable_parameters()
         trainable_share = trainable / total
 
-    trainer = Trainer(
+    trainer = HfSentTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],

@@ -51,7 +51,9 @@ def test_recipe_trains_evaluates_and_saves_a_publishable_model(tmp_path, tokeniz
         for name in METRICS:
             assert 0.0 <= results[f"{split}_{name}"] <= 1.0, f"{split}_{name}"
     assert results["train_samples"] + results["validation_samples"] + results["test_samples"] == 200
-    assert results["test_accuracy"] >= 0.9  # the synthetic reviews are separable
+    # the synthetic reviews are separable: ranked perfectly, and the threshold tuned on validation splits them
+    # (4 epochs of a from-scratch model may leave every probability on one side of 0.5)
+    assert results["test_roc_auc"] >= 0.95 and results["test_tuned_accuracy"] >= 0.9
 
     config = json.loads((out / "config.json").read_text())
     assert config["threshold"] == pytest.approx(results["threshold"])
@@ -66,9 +68,9 @@ def test_recipe_trains_evaluates_and_saves_a_publishable_model(tmp_path, tokeniz
     assert type(AutoModel.from_pretrained(out)) is hfsent.HfSentModel
     texts = ["，".join(POSITIVE_REVIEWS[:2]), "，".join(NEGATIVE_REVIEWS[:2])]
     clf = pipeline("text-classification", model=str(out))
-    predicted = hfsent.predict(texts, str(out), threshold=0.5)
-    assert [r["label"] for r in predicted] == ["pos", "neg"]
-    assert clf(texts) == [{"label": r["label"], "score": pytest.approx(r["score"], abs=1e-5)} for r in predicted]
+    assert [r["label"] for r in hfsent.predict(texts, str(out))] == ["pos", "neg"]  # at the tuned threshold
+    at_half = hfsent.predict(texts, str(out), threshold=0.5)  # the pipeline decides by argmax, i.e. at 0.5
+    assert clf(texts) == [{"label": r["label"], "score": pytest.approx(r["score"], abs=1e-5)} for r in at_half]
 
 
 def test_recipe_script_runs_under_accelerate_launch(tmp_path, tokenizer_dir, review_csv):
@@ -139,18 +141,20 @@ def _losses(out: Path) -> list[float]:
 
 
 def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, tokenizer_dir, review_csv):
+    # hfsent's default sampling (length_sorted_steps): each step of 8 is one random sample cut by length
+    # into two micro-batches of 4, here both on one process (gradient accumulation) or one per process.
     common = dict(
         num_train_epochs=2,
         logging_steps=2,
-        train_sampling_strategy="random",
+        per_device_train_batch_size=4,
         eval_strategy="no",
         save_strategy="no",
         load_best_model_at_end=False,
         ddp_find_unused_parameters=False,
         config_overrides=TINY_OVERRIDES + ",hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
     )
-    single = tiny_recipe(tmp_path / "one", tokenizer_dir, review_csv, per_device_train_batch_size=8, **common)
-    double = tiny_recipe(tmp_path / "two", tokenizer_dir, review_csv, per_device_train_batch_size=4, **common)
+    single = tiny_recipe(tmp_path / "one", tokenizer_dir, review_csv, gradient_accumulation_steps=2, **common)
+    double = tiny_recipe(tmp_path / "two", tokenizer_dir, review_csv, **common)
     accelerate = [sys.executable, "-m", "accelerate.commands.launch"]
     one = run_cli(
         str(ROOT / "recipes/finetune.py"), str(single), launcher=[*accelerate, "--num_processes", "1", "--cpu"]
@@ -184,8 +188,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tokenizer_di
         eval_strategy="no",
         save_total_limit=None,
         load_best_model_at_end=False,
-        train_sampling_strategy="random",
-        per_device_train_batch_size=4,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,  # length_sorted_steps (the default) cuts each step into two micro-batches
         logging_steps=20,
     )
     reference = tiny_recipe(tmp_path / "ref", tokenizer_dir, review_csv, **common)
