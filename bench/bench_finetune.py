@@ -8,8 +8,9 @@ runs every way, one after the other.
 
 - tutorial: every review padded to max_length, fixed order, a hand-written loop with torch.optim.Adam.
 - hfsent: `hfsent.training.finetune` (Trainer, fused AdamW, dynamic padding, and hfsent's default
-  sampling `length_sorted_steps`: each step's 32 random reviews cut by length into 4 micro-batches of 8),
-  in fp32 and, where the CPU has bf16 units, with bf16 autocast (`bf16: true`, `use_cpu: true`).
+  sampling `group_by_length_stratified`: batches of reviews of similar length within each label, so every
+  batch keeps the label mix), in fp32 and, where the CPU has bf16 units, with bf16 autocast (`bf16: true`,
+  `use_cpu: true`).
 
 Run: python bench/bench_finetune.py [--seeds 10 11 12]   (reads $HFSENT_SHARED, default ../shared)
 """
@@ -141,8 +142,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step")
-    parser.add_argument("--micro-batches", type=int, default=4, help="hfsent: micro-batches per step")
-    parser.add_argument("--sampling", default="length_sorted_steps", help="hfsent: train_sampling_strategy")
+    parser.add_argument("--micro-batches", type=int, default=1, help="hfsent: micro-batches per step")
+    parser.add_argument("--sampling", default="group_by_length_stratified", help="hfsent: train_sampling_strategy")
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
     parser.add_argument(

@@ -29,7 +29,15 @@ from transformers.trainer_utils import get_last_checkpoint, has_length
 
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
-from .data import DataArguments, DataError, load_raw_dataset, prepare_splits, tokenize_splits, training_texts
+from .data import (
+    LABELS_COLUMN,
+    DataArguments,
+    DataError,
+    load_raw_dataset,
+    prepare_splits,
+    tokenize_splits,
+    training_texts,
+)
 from .distributed import configure_logging, release_distributed
 from .hub import copy_endpoint_handler, take_push_settings
 from .metrics import (
@@ -44,7 +52,7 @@ from .modelargs import build_config
 from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
 from .recipe import RecipeError, save_recipe
-from .sampling import LENGTH_SORTED_STEPS, LengthSortedStepSampler
+from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
 from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
@@ -116,15 +124,23 @@ class HfSentTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
     metric_for_best_model: str | None = field(default="roc_auc", metadata={"help": "Validation metric for 'best'."})
     train_sampling_strategy: str = field(
-        default=LENGTH_SORTED_STEPS,
+        default=GROUP_BY_LENGTH_STRATIFIED,
         metadata={
             "help": (
-                "'length_sorted_steps': each optimizer step is a random sample, cut by length into its "
-                "micro-batches (saves padding when gradient_accumulation_steps > 1 or with several processes; "
-                "see hfsent.sampling); or transformers' 'random', 'sequential', 'group_by_length', "
-                "'batch_rebalance'."
+                "'group_by_length_stratified': optimizer steps grouped by length within each label, so every "
+                "step keeps the label mix (see hfsent.sampling); or transformers' 'random', 'sequential', "
+                "'group_by_length', 'batch_rebalance'."
             ),
-            "choices": [LENGTH_SORTED_STEPS, "random", "sequential", "group_by_length", "batch_rebalance"],
+            "choices": [GROUP_BY_LENGTH_STRATIFIED, "random", "sequential", "group_by_length", "batch_rebalance"],
+        },
+    )
+    length_group_steps: int = field(
+        default=50,
+        metadata={
+            "help": (
+                "group_by_length_stratified: optimizer steps per length group (1: every step a random sample, "
+                "only sorted into its micro-batches)."
+            )
         },
     )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
@@ -138,6 +154,11 @@ class HfSentTrainingArguments(TrainingArguments):
         default="f1",
         metadata={"help": "Validation objective of the decision threshold.", "choices": list(THRESHOLD_OBJECTIVES)},
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.length_group_steps < 1:
+            raise ValueError(f"length_group_steps must be >= 1 (1: random steps), got {self.length_group_steps}")
 
 
 # ------------------------------------------------------------------------------------------- building
@@ -255,23 +276,25 @@ def _finalize_output(staging: Path, output_dir: Path) -> None:
 
 
 class HfSentTrainer(Trainer):
-    """`Trainer` that also knows ``train_sampling_strategy: length_sorted_steps`` (`hfsent.sampling`)."""
+    """`Trainer` that also knows ``train_sampling_strategy: group_by_length_stratified`` (`hfsent.sampling`)."""
 
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        if self.args.train_sampling_strategy != LENGTH_SORTED_STEPS or dataset is None or not has_length(dataset):
+        if (
+            self.args.train_sampling_strategy != GROUP_BY_LENGTH_STRATIFIED
+            or dataset is None
+            or not has_length(dataset)
+        ):
             return super()._get_train_sampler(train_dataset)
         if self.args.length_column_name in dataset.column_names:
             lengths = list(dataset[self.args.length_column_name])
         else:
             lengths = [len(ids) for ids in dataset["input_ids"]]
-        micro_batches = self.args.gradient_accumulation_steps * max(1, self.args.world_size)
-        if micro_batches == 1:
-            logger.info(
-                "length_sorted_steps with one micro-batch per step is random sampling: "
-                "set gradient_accumulation_steps > 1 to cut padding"
-            )
-        return LengthSortedStepSampler(lengths, self.args.train_batch_size * micro_batches, seed=self.args.seed)
+        labels = [int(y) for y in dataset[LABELS_COLUMN]] if LABELS_COLUMN in dataset.column_names else None
+        step = self.args.train_batch_size * self.args.gradient_accumulation_steps * max(1, self.args.world_size)
+        return LengthGroupedStepSampler(
+            lengths, step, labels, group_steps=self.args.length_group_steps, seed=self.args.seed
+        )
 
 
 def finetune(

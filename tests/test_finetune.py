@@ -141,8 +141,8 @@ def _losses(out: Path) -> list[float]:
 
 
 def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, tokenizer_dir, review_csv):
-    # hfsent's default sampling (length_sorted_steps): each step of 8 is one random sample cut by length
-    # into two micro-batches of 4, here both on one process (gradient accumulation) or one per process.
+    # hfsent's default sampling (group_by_length_stratified) deals out whole steps of 8 in length order: two
+    # micro-batches of 4, here both on one process (gradient accumulation) or one per process.
     common = dict(
         num_train_epochs=2,
         logging_steps=2,
@@ -189,7 +189,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tokenizer_di
         save_total_limit=None,
         load_best_model_at_end=False,
         per_device_train_batch_size=2,
-        gradient_accumulation_steps=2,  # length_sorted_steps (the default) cuts each step into two micro-batches
+        gradient_accumulation_steps=2,  # the default sampling cuts each step into two length-sorted micro-batches
         logging_steps=20,
     )
     reference = tiny_recipe(tmp_path / "ref", tokenizer_dir, review_csv, **common)
