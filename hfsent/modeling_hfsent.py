@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions, SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
 
 from .configuration_hfsent import HfSentConfig
@@ -31,6 +31,30 @@ def validate_binary_labels(labels: torch.Tensor) -> torch.Tensor:
             f"({bad.numel()} bad value(s) in this batch of {flat.numel()})"
         )
     return flat
+
+
+def run_encoder(
+    bert: BertModel,
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    **kwargs,
+) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    """Run ``bert`` for a head model's ``forward``: drops the Trainer's ``num_items_in_batch`` (the heads'
+    losses are batch means) and ``return_dict``, and returns the encoder's output object."""
+    kwargs.pop("num_items_in_batch", None)
+    kwargs.pop("return_dict", None)
+    return bert(
+        input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        return_dict=True,
+        **kwargs,
+    )
 
 
 class HfSentModel(BertPreTrainedModel):
@@ -79,16 +103,8 @@ class HfSentModel(BertPreTrainedModel):
         **kwargs,
     ) -> SequenceClassifierOutput:
         """Return ``logits`` ``[0, z]`` of shape ``(batch, 2)`` and, given 0/1 ``labels``, the BCE loss."""
-        kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("return_dict", None)
-        outputs = self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
-            **kwargs,
+        outputs = run_encoder(
+            self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
         if self.config.pooling == "pooler":
             features = outputs.pooler_output
@@ -113,4 +129,4 @@ class HfSentModel(BertPreTrainedModel):
         )
 
 
-__all__ = ["HfSentModel", "validate_binary_labels"]
+__all__ = ["HfSentModel", "run_encoder", "validate_binary_labels"]

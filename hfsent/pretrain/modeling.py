@@ -17,6 +17,7 @@ from torch import nn
 from transformers import BertForMaskedLM
 from transformers.modeling_outputs import MaskedLMOutput
 
+from ..modeling_hfsent import run_encoder
 from .masking import IGNORE_INDEX
 
 
@@ -48,16 +49,8 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
         **kwargs: Any,
     ) -> MaskedLMOutput:
         """Masked-only loss with ``labels``; the stock full-vocabulary logits without."""
-        kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("return_dict", None)
-        outputs = self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
-            **kwargs,
+        outputs = run_encoder(
+            self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
         if labels is None:  # the stock model: logits at every position
             return MaskedLMOutput(
