@@ -281,6 +281,19 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
             raise DataError(f"split {name!r} of {args.dataset_name!r} is empty after cleaning and splitting")
         positives = int(np.sum(ds[LABELS_COLUMN]))
         logger.info("%s: %d rows, %.1f%% positive", name, len(ds), 100 * positives / len(ds))
+        if positives in (0, len(ds)):
+            counts = f"{len(ds) - positives} with label 0, {positives} with label 1"
+            if name == "train":  # nothing to tell apart: no classifier can be trained
+                raise DataError(
+                    f"the train split of {args.dataset_name!r} has one label only ({counts}, column "
+                    f"{args.label_column!r}): a classifier needs examples of both 0 and 1"
+                )
+            logger.warning(
+                "split %r has one label only (%s): ROC-AUC is undefined there, no ROC/PR curves are drawn%s",
+                name,
+                counts,
+                " and best-model selection by roc_auc keeps the first checkpoint" if name == "validation" else "",
+            )
     return DatasetDict(splits)
 
 

@@ -39,7 +39,12 @@ def save_evaluation_plots(
 
     fig, ax = plt.subplots(figsize=(4, 4))
     ConfusionMatrixDisplay.from_predictions(
-        labels, (probabilities >= threshold).astype(int), display_labels=["neg", "pos"], ax=ax, colorbar=False
+        labels,
+        (probabilities >= threshold).astype(int),
+        labels=[0, 1],  # both rows and columns even when the test split holds one label
+        display_labels=["neg", "pos"],
+        ax=ax,
+        colorbar=False,
     )
     ax.set_title(f"Test confusion matrix (threshold {threshold:.3f})")
     written.append(_save(fig, output_dir / PLOT_FILES["confusion_matrix"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -43,21 +44,61 @@ def load_recipe_tokenizer(name_or_path: str | None, **kwargs) -> PreTrainedToken
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
+def _wordpiece_alphabet(texts: list[str], backend, limit_alphabet: int) -> tuple[list[str], list[str]]:
+    """The ``limit_alphabet`` most frequent characters (ties by character) and their ``##`` continuations.
+
+    Characters are counted as the tokenizer sees them (after its normalizer); a ``##c`` piece is listed
+    only for a kept character that occurs inside a word (after the first character).
+    """
+    normalizer, pre_tokenizer = backend.normalizer, backend.pre_tokenizer
+    counts: Counter[str] = Counter()
+    continuing: set[str] = set()
+    for text in texts:
+        normalized = normalizer.normalize_str(text)
+        counts.update(normalized)
+        for chunk in normalized.split():
+            if len(chunk) > 1:  # Chinese characters stand alone: only Latin/digit runs have continuations
+                for word, _ in pre_tokenizer.pre_tokenize_str(chunk):
+                    continuing.update(word[1:])
+    ranked = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
+    alphabet = sorted(ranked[:limit_alphabet])
+    return alphabet, [f"##{c}" for c in alphabet if c in continuing]
+
+
 def train_wordpiece_tokenizer(
-    texts: Iterable[str], vocab_size: int = 8000, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
+    limit_alphabet: int = 1000,
 ) -> PreTrainedTokenizerBase:
     """Train a BERT WordPiece tokenizer offline on ``texts`` (Chinese characters split one per token).
 
     Use it where no pretrained tokenizer can be downloaded (the quickstart, tests); train it on
-    training texts only. Returns a `transformers.BertTokenizer` ready for ``save_pretrained``.
+    training texts only. The result depends only on the texts (not on their order, the process or
+    thread count): ``tokenizers``' trainer numbers the alphabet in hash-map order and breaks ties
+    between equally frequent merges by those numbers, so the alphabet (the ``limit_alphabet`` most
+    frequent characters) and its ``##`` pieces are fixed here, sorted, before training.
+    Returns a `transformers.BertTokenizer` ready for ``save_pretrained``.
     """
     from tokenizers.implementations import BertWordPieceTokenizer
     from tokenizers.processors import TemplateProcessing
     from transformers import BertTokenizer
 
-    trainer = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True, lowercase=True)
-    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, special_tokens=list(BERT_SPECIAL_TOKENS))
-    backend = trainer._tokenizer
+    texts = list(texts)
+    options = dict(clean_text=True, handle_chinese_chars=True, lowercase=True)
+    trainer = BertWordPieceTokenizer(**options)
+    alphabet, pieces = _wordpiece_alphabet(texts, trainer._tokenizer, limit_alphabet)
+    trainer.train_from_iterator(
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=1,
+        limit_alphabet=len(alphabet),
+        initial_alphabet=alphabet,
+        # listed first, so numbered in this order (the trainer adds them to the vocabulary before anything else)
+        special_tokens=[*BERT_SPECIAL_TOKENS, *alphabet, *pieces],
+    )
+    # A fresh tokenizer from the vocabulary: only BERT's five tokens are special (not the alphabet above)
+    backend = BertWordPieceTokenizer(trainer.get_vocab(), **options)._tokenizer
     backend.post_processor = TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",

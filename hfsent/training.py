@@ -25,7 +25,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint, has_length
+from transformers.trainer_utils import has_length
 
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
@@ -51,14 +51,25 @@ from .metrics import (
 from .modelargs import build_config
 from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
-from .recipe import RecipeError, save_recipe
+from .recipe import RecipeError, recipe_to_dict, save_recipe
+from .runs import (
+    STAGING_DIR,
+    TOKENIZER_DIR,
+    RecipeCheckpointCallback,
+    RunTrainingArguments,
+    claim_output_dir,
+    identity_keys,
+    resolve_resume_checkpoint,
+)
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
-from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
+from .tokenizer import load_recipe_tokenizer, load_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
 
 RESULTS_FILE = "all_results.json"
 RECIPE_FILE = "recipe.yaml"
+# Recipe keys that do not change what a run trains: a resume may change them.
+NON_IDENTITY_KEYS = ("trust_remote_code", "preprocessing_num_workers", "max_eval_samples", "max_test_samples")
 
 
 class ModelError(RecipeError):
@@ -114,7 +125,7 @@ class ModelArguments:
 
 
 @dataclass
-class HfSentTrainingArguments(TrainingArguments):
+class HfSentTrainingArguments(RunTrainingArguments):
     """`TrainingArguments` with defaults for sentiment fine-tuning, plus hfsent's own options."""
 
     output_dir: str | None = field(default="outputs/hfsent", metadata={"help": "Where the model and results go."})
@@ -164,13 +175,39 @@ class HfSentTrainingArguments(TrainingArguments):
 # ------------------------------------------------------------------------------------------- building
 
 
-def build_tokenizer(model_args: ModelArguments, data_args: DataArguments, splits) -> PreTrainedTokenizerBase:
-    """Load the tokenizer, or train one on the training split when ``tokenizer_vocab_size`` is set."""
-    if model_args.tokenizer_vocab_size:
+def build_tokenizer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    splits,
+    training_args: TrainingArguments | None = None,
+    resume: str | None = None,
+) -> PreTrainedTokenizerBase:
+    """Load the tokenizer, or train one on the training split when ``tokenizer_vocab_size`` is set.
+
+    A trained tokenizer is trained once: by the main process, which saves it to ``output_dir/.tokenizer``
+    for the other ranks; a resumed run reuses the tokenizer saved in its checkpoint.
+    """
+    if not model_args.tokenizer_vocab_size:
+        name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
+        return load_recipe_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
+    if resume is not None and (Path(resume) / "tokenizer_config.json").is_file():
+        logger.info("Resuming: reusing the tokenizer trained for this run (%s)", resume)
+        return load_tokenizer(resume)
+
+    def train() -> PreTrainedTokenizerBase:
         logger.info("Training a WordPiece tokenizer (vocab %d) on the train split", model_args.tokenizer_vocab_size)
         return train_wordpiece_tokenizer(training_texts(splits, data_args), vocab_size=model_args.tokenizer_vocab_size)
-    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
-    return load_recipe_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
+
+    if training_args is None or training_args.world_size == 1:
+        return train()
+    shared = Path(training_args.output_dir) / TOKENIZER_DIR
+    with training_args.main_process_first(desc="training the tokenizer"):
+        if training_args.local_process_index == 0:
+            tokenizer = train()
+            tokenizer.save_pretrained(shared)
+        else:
+            tokenizer = load_tokenizer(str(shared))
+    return tokenizer
 
 
 def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
@@ -243,29 +280,22 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
 # ------------------------------------------------------------------------------------------- training
 
 
-def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
-    """``resume_from_checkpoint``: a path, or ``last``/``true`` for the last checkpoint in ``output_dir``."""
-    value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("", "false", "none"):
-        return None
-    if str(value).lower() in ("last", "true"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-        if last is None:
-            logger.warning(
-                "resume_from_checkpoint=%s: no checkpoint in %s, starting afresh", value, training_args.output_dir
-            )
-        return last
-    if not os.path.isdir(value):
-        raise ModelError(f"resume_from_checkpoint {value!r} is not a checkpoint folder")
-    return value
-
-
 def _publishable_model(trainer: Trainer):
     """The trained model as a plain `HfSentModel` (LoRA adapters merged)."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     return model
+
+
+def _save_plots(log_history, test_probs, test_labels, threshold: float, directory: Path) -> None:
+    """Training curves and test plots; a plot that cannot be drawn is a warning, never a lost model."""
+    try:
+        save_training_curves(log_history, directory)
+        if test_probs is not None:
+            save_evaluation_plots(test_probs, test_labels, threshold, directory)
+    except Exception as err:  # plots are extras: the trained model and its results are saved regardless
+        logger.warning("could not draw the plots: %s: %s", type(err).__name__, err)
 
 
 def _finalize_output(staging: Path, output_dir: Path) -> None:
@@ -317,14 +347,23 @@ def finetune(
     # push_to_hub: hfsent pushes once at the end, with its card (the Trainer's pushing is off); no token fails here
     publish = take_push_settings(training_args)
     output_dir = Path(training_args.output_dir)
+    # One run per output folder: another run there (or other files) needs overwrite_output_dir.
+    with training_args.main_process_first(desc="checking the output folder"):
+        claim_output_dir(
+            output_dir,
+            recipe_to_dict(model_args, data_args, training_args),
+            identity_keys(ModelArguments, DataArguments, exclude=NON_IDENTITY_KEYS),
+            training_args.overwrite_output_dir,
+            main=training_args.local_process_index == 0,
+        )
+    resume = resolve_resume_checkpoint(training_args)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
-    tokenizer = build_tokenizer(model_args, data_args, splits)
+    tokenizer = build_tokenizer(model_args, data_args, splits, training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
     tokenized = tokenize_splits(splits, tokenizer, data_args, training_args.main_process_first)
     model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length)
-    resume = resolve_resume_checkpoint(training_args)
 
     has_validation = "validation" in tokenized
     if not has_validation and training_args.eval_strategy != "no":
@@ -333,7 +372,7 @@ def finetune(
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
     card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
-    callbacks = [*(callbacks or []), card]
+    callbacks = [*(callbacks or []), card, RecipeCheckpointCallback(model_args, data_args, training_args)]
     if has_validation and training_args.load_best_model_at_end and training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
 
@@ -393,7 +432,7 @@ def finetune(
     model = _publishable_model(trainer)
     model.config.threshold = threshold
     training_args.push_to_hub = publish is not None  # the recipe records what was asked
-    staging = output_dir / ".staging"
+    staging = output_dir / STAGING_DIR
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -402,12 +441,11 @@ def finetune(
         (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         save_recipe(staging, model_args, data_args, training_args, filename=RECIPE_FILE)
         trainer.state.save_to_json(str(staging / "trainer_state.json"))
-        save_training_curves(trainer.state.log_history, staging)
-        if test_probs is not None:
-            save_evaluation_plots(test_probs, test_labels, threshold, staging)
+        _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
         copy_endpoint_handler(staging)
         card.save(staging, results)  # README.md: rendered offline, never raises
         _finalize_output(staging, output_dir)
+        shutil.rmtree(output_dir / TOKENIZER_DIR, ignore_errors=True)  # the ranks' copy; the output holds it
         logger.info("Saved the model and results to %s", output_dir)
     trainer.accelerator.wait_for_everyone()
     release_distributed(trainer)

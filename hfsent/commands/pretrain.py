@@ -16,12 +16,11 @@ DESCRIPTION = (
 
 def main(argv: list[str] | None = None) -> int:
     """Parse a recipe (YAML + CLI overrides) and pretrain; a bad recipe exits 2 with a one-line error."""
-    from transformers import TrainingArguments
-
     from ..pretrain import PretrainDataArguments, PretrainModelArguments, run_pretraining
+    from ..runs import RunTrainingArguments
 
     code, parsed, metrics = run_recipe_command(
-        PROG, (PretrainModelArguments, PretrainDataArguments, TrainingArguments), DESCRIPTION, run_pretraining, argv
+        PROG, (PretrainModelArguments, PretrainDataArguments, RunTrainingArguments), DESCRIPTION, run_pretraining, argv
     )
     if code == 0 and parsed[2].process_index == 0:
         if "eval_loss" in metrics:

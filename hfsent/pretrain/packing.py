@@ -5,6 +5,10 @@ into blocks of ``max_seq_length`` tokens, each starting with ``[CLS]``: no paddi
 boundary inside a block is marked by a ``[SEP]``. Line-by-line makes one ``[CLS] doc [SEP]`` sequence
 per document, truncated to ``max_seq_length``.
 
+Memory stays bounded whatever the length of a document: `split_long_documents` first cuts long texts
+into pieces of at most ``max_chars`` characters (at whitespace where there is some) that continue one
+another (no ``[SEP]`` between them), so no document is ever tokenized whole.
+
 With whole-word masking, each token also gets a *word start* flag (1 where a word begins) from a
 Chinese word segmenter (jieba), so that the collator can mask all characters of a word together;
 bert-base-chinese itself tokenizes one character per token and knows no words.
@@ -86,12 +90,46 @@ def tokenize_documents(
     return out
 
 
+def chars_per_piece(max_seq_length: int) -> int:
+    """How many characters `split_long_documents` puts in one piece for sequences of ``max_seq_length``."""
+    return max(1024, 8 * max_seq_length)
+
+
+def split_long_documents(batch: dict[str, list[Any]], max_chars: int, keep_rest: bool = True) -> dict[str, list[Any]]:
+    """`datasets.map` function (batched): cut texts longer than ``max_chars`` into pieces.
+
+    Returns ``text`` and ``continues`` (True where the next piece continues the same document). A cut
+    falls on the last whitespace of the second half of a window if there is one (so words stay whole),
+    else after ``max_chars`` characters (Chinese text is tokenized one character per token, so such a
+    cut changes no token). ``keep_rest=False`` keeps each document's first piece only (line-by-line
+    sequences are truncated far before its end).
+    """
+    texts: list[str] = []
+    continues: list[bool] = []
+    for text in batch["text"]:
+        start = 0
+        while len(text) - start > max_chars:
+            end = start + max_chars
+            space = max(text.rfind(" ", start + max_chars // 2, end), text.rfind("\n", start + max_chars // 2, end))
+            end = space + 1 if space > start else end
+            texts.append(text[start:end])
+            continues.append(keep_rest)
+            start = end
+            if not keep_rest:
+                break
+        else:
+            texts.append(text[start:])
+            continues.append(False)
+    return {"text": texts, "continues": continues}
+
+
 def pack_blocks(
     input_ids: Sequence[Sequence[int]],
     block_size: int,
     cls_token_id: int,
     sep_token_id: int,
     word_starts: Sequence[Sequence[int]] | None = None,
+    continues: Sequence[bool] | None = None,
 ) -> dict[str, list[list[int]]]:
     """Pack tokenized documents into ``[CLS]``-led blocks of ``block_size`` tokens.
 
@@ -99,7 +137,8 @@ def pack_blocks(
     prefixed with ``[CLS]``. Documents may span blocks; no token is dropped: the last block keeps
     the remainder and is shorter (the collator pads it). Empty documents are skipped. With
     ``word_starts``, the flags travel with their tokens; special tokens and the first token of a
-    block count as word starts.
+    block count as word starts. ``continues[i]`` (see `split_long_documents`): piece ``i`` is followed
+    by more of the same document, so no ``[SEP]`` after it.
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
@@ -109,10 +148,13 @@ def pack_blocks(
         if not ids:
             continue
         stream.extend(ids)
-        stream.append(sep_token_id)
+        ends = not (continues is not None and continues[index])
+        if ends:
+            stream.append(sep_token_id)
         if word_starts is not None:
             starts.extend(word_starts[index])
-            starts.append(1)
+            if ends:
+                starts.append(1)
     step = block_size - 1
     offsets = range(0, len(stream), step)
     if offsets and stream[offsets[-1] :] == [sep_token_id]:  # a lone trailing separator carries nothing
@@ -146,23 +188,27 @@ def encode_corpus_batch(
     line_by_line: bool = False,
     whole_word_mask: bool = False,
 ) -> dict[str, list[list[int]]]:
-    """`datasets.map` function (batched): ``text`` documents -> packed blocks or framed lines."""
+    """`datasets.map` function (batched): ``text`` documents -> packed blocks or framed lines.
+
+    With a ``continues`` column (`split_long_documents`), packing joins the pieces of a document.
+    """
+    continues = batch.get("continues")
     encoded = tokenize_documents(batch["text"], tokenizer, whole_word_mask)
-    shape = frame_lines if line_by_line else pack_blocks
-    return shape(
-        encoded["input_ids"],
-        max_seq_length,
-        tokenizer.cls_token_id,
-        tokenizer.sep_token_id,
-        word_starts=encoded.get("word_starts"),
+    ids, starts = encoded["input_ids"], encoded.get("word_starts")
+    if line_by_line:
+        return frame_lines(ids, max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts)
+    return pack_blocks(
+        ids, max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts, continues=continues
     )
 
 
 __all__ = [
+    "chars_per_piece",
     "encode_corpus_batch",
     "frame_lines",
     "jieba_segmenter",
     "pack_blocks",
+    "split_long_documents",
     "tokenize_documents",
     "word_starts_from_offsets",
 ]

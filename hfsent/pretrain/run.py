@@ -15,14 +15,17 @@ from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
 from ..modelargs import build_config
 from ..recipe import RecipeError, recipe_to_dict, save_recipe
+from ..runs import RecipeCheckpointCallback, claim_output_dir, identity_keys, resolve_resume_checkpoint
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
 from .masking import IGNORE_INDEX, MLMCollator, premask
 from .modeling import MaskedOnlyBertForMaskedLM
-from .packing import encode_corpus_batch
+from .packing import chars_per_piece, encode_corpus_batch, split_long_documents
 
 logger = logging.getLogger(__name__)
+# Recipe keys that do not change what a run trains: a resume may change them.
+NON_IDENTITY_KEYS = ("cache_dir", "preprocessing_num_workers", "overwrite_cache", "max_eval_samples")
 
 
 def count_tokens(dataset: Dataset) -> int:
@@ -123,6 +126,14 @@ def prepare_datasets(
     """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split."""
     corpus = load_corpus(data_args, seed=training_args.seed, cache_dir=cache_dir)
     with training_args.main_process_first(desc="corpus tokenization"):
+        # Long documents in pieces first: no document is ever tokenized whole (memory bounded by the piece)
+        corpus = corpus.map(
+            split_long_documents,
+            batched=True,
+            fn_kwargs={"max_chars": chars_per_piece(data_args.max_seq_length), "keep_rest": not data_args.line_by_line},
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc="Cutting long documents",
+        )
         encoded = corpus.map(
             encode_corpus_batch,
             batched=True,
@@ -132,7 +143,7 @@ def prepare_datasets(
                 "line_by_line": data_args.line_by_line,
                 "whole_word_mask": data_args.whole_word_mask,
             },
-            remove_columns=["text"],
+            remove_columns=["text", "continues"],
             num_proc=data_args.preprocessing_num_workers,
             load_from_cache_file=not data_args.overwrite_cache,
             desc="Tokenizing" + (" lines" if data_args.line_by_line else " and packing"),
@@ -166,6 +177,16 @@ def run_pretraining(
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
     configure_logging(training_args)
     set_seed(training_args.seed)
+    # One run per output folder: another run there (or other files) needs overwrite_output_dir.
+    with training_args.main_process_first(desc="checking the output folder"):
+        claim_output_dir(
+            training_args.output_dir,
+            recipe_to_dict(model_args, data_args, training_args),
+            identity_keys(PretrainModelArguments, PretrainDataArguments, exclude=NON_IDENTITY_KEYS),
+            getattr(training_args, "overwrite_output_dir", False),
+            main=training_args.local_process_index == 0,
+        )
+    resume = resolve_resume_checkpoint(training_args)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_seq_length)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
@@ -186,8 +207,6 @@ def run_pretraining(
     # the loss (masked-only logits differ in shape between batches).
     training_args.remove_unused_columns = False
     training_args.prediction_loss_only = True
-    if training_args.device.type == "cpu":  # pinned memory needs an accelerator (else a warning per loader)
-        training_args.dataloader_pin_memory = False
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -195,6 +214,7 @@ def run_pretraining(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
+        callbacks=[RecipeCheckpointCallback(model_args, data_args, training_args)],
     )
     metrics: dict[str, Any] = {}
     if model_args.evaluate_before_training and eval_set is not None:
@@ -203,7 +223,7 @@ def run_pretraining(
         trainer.save_metrics("init_eval", init_metrics)
         metrics.update(init_metrics)
 
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     train_metrics = dict(result.metrics)
     train_metrics["train_samples"] = len(train_set)
