@@ -15,7 +15,8 @@ def configure_logging(training_args: TrainingArguments) -> None:
     """Timestamped logs on stdout; hfsent's progress messages at INFO on the main process.
 
     transformers and datasets follow ``log_level``/``log_level_replica``; hfsent's own logger does too
-    when a level was asked for, and shows INFO on the main process otherwise.
+    when a level was asked for, and shows INFO on the main process otherwise. With ``disable_tqdm`` (the
+    default when stderr is not a terminal) the progress bars of datasets and transformers are off too.
     """
     level = training_args.get_process_log_level()
     logging.basicConfig(
@@ -27,6 +28,9 @@ def configure_logging(training_args: TrainingArguments) -> None:
     logging.getLogger("hfsent").setLevel(logging.INFO if training_args.should_log and passive else level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
+    if training_args.disable_tqdm:  # no bars at all where the Trainer shows none (stderr not a terminal)
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def release_distributed(trainer: Trainer) -> None:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +12,7 @@ from transformers import AutoModel, pipeline
 import hfsent
 from hfsent.cli import main as hfsent_main
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
+from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, run_cli, tiny_recipe
 
 EXPECTED_FILES = {
     "config.json",
@@ -73,14 +68,6 @@ def test_recipe_trains_evaluates_and_saves_a_publishable_model(tmp_path, tokeniz
     assert clf(texts) == [{"label": r["label"], "score": pytest.approx(r["score"], abs=1e-5)} for r in at_half]
 
 
-def test_recipe_script_runs_under_accelerate_launch(tmp_path, tokenizer_dir, review_csv):
-    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=1, max_train_samples=40)
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu"]
-    proc = run_cli(str(ROOT / "recipes" / "finetune.py"), str(recipe), launcher=launcher)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "out" / "all_results.json").read_text())["train_samples"] == 40
-
-
 # ----------------------------------------------------------------------------------- bad input, early
 
 
@@ -130,101 +117,6 @@ def test_bad_input_fails_before_training_naming_the_culprit(case, tmp_path, toke
 def test_missing_recipe_file_is_named(tmp_path, capsys):
     assert hfsent_main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------------------------------- distributed
-
-
-def _losses(out: Path) -> list[float]:
-    state = json.loads((out / "trainer_state.json").read_text())
-    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
-
-
-def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, tokenizer_dir, review_csv):
-    # hfsent's default sampling (group_by_length_stratified) deals out whole steps of 8 in length order: two
-    # micro-batches of 4, here both on one process (gradient accumulation) or one per process.
-    common = dict(
-        num_train_epochs=2,
-        logging_steps=2,
-        per_device_train_batch_size=4,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        ddp_find_unused_parameters=False,
-        config_overrides=TINY_OVERRIDES + ",hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0",
-    )
-    single = tiny_recipe(tmp_path / "one", tokenizer_dir, review_csv, gradient_accumulation_steps=2, **common)
-    double = tiny_recipe(tmp_path / "two", tokenizer_dir, review_csv, **common)
-    accelerate = [sys.executable, "-m", "accelerate.commands.launch"]
-    one = run_cli(
-        str(ROOT / "recipes/finetune.py"), str(single), launcher=[*accelerate, "--num_processes", "1", "--cpu"]
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = run_cli(
-        str(ROOT / "recipes/finetune.py"),
-        str(double),
-        launcher=[*accelerate, "--multi_gpu", "--num_processes", "2", "--main_process_port", "0"],
-    )
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert json.loads((tmp_path / "two" / "out" / "all_results.json").read_text())["world_size"] == 2
-
-    losses_one, losses_two = _losses(tmp_path / "one" / "out"), _losses(tmp_path / "two" / "out")
-    assert len(losses_one) == len(losses_two) >= 10
-    assert losses_two == pytest.approx(losses_one, rel=2e-3, abs=2e-3)
-    # one set of outputs, written once
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["out", "recipe.yaml"]
-    assert {p.name for p in (tmp_path / "two" / "out").iterdir()} >= EXPECTED_FILES
-
-
-# -------------------------------------------------------------------------------------------- resume
-
-
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tokenizer_dir, review_csv):
-    common = dict(
-        num_train_epochs=1,
-        max_steps=400,
-        save_strategy="steps",
-        save_steps=20,
-        eval_strategy="no",
-        save_total_limit=None,
-        load_best_model_at_end=False,
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=2,  # the default sampling cuts each step into two length-sorted micro-batches
-        logging_steps=20,
-    )
-    reference = tiny_recipe(tmp_path / "ref", tokenizer_dir, review_csv, **common)
-    assert run_cli("train", str(reference)).returncode == 0
-
-    recipe = tiny_recipe(tmp_path / "run", tokenizer_dir, review_csv, **common)
-    out = tmp_path / "run" / "out"
-    env_cmd = [sys.executable, "-m", "hfsent", "train", str(recipe)]
-    import os
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(env_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    try:
-        while not (out / "checkpoint-40" / "trainer_state.json").exists():
-            assert proc.poll() is None, "training ended before a checkpoint appeared"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "all_results.json").exists()  # the killed run left no final output
-    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
-    assert "checkpoint-400" not in checkpoints
-
-    resumed = run_cli("train", str(recipe), "--resume_from_checkpoint", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got = json.loads((out / "all_results.json").read_text())
-    want = json.loads((tmp_path / "ref" / "out" / "all_results.json").read_text())
-    for key in ("test_accuracy", "test_roc_auc", "test_loss", "eval_loss", "threshold"):
-        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
-    shutil.rmtree(tmp_path / "ref")
 
 
 # ----------------------------------------------------------------------------------------------- LoRA
