@@ -5,7 +5,9 @@ The graph holds the imports a module runs when it is imported: module-level ``im
 statements (also inside module-level ``if``/``try`` blocks), not those inside functions or classes, nor those under
 ``if TYPE_CHECKING:``. Importing ``hfsent.a.b`` also runs the package ``hfsent.a`` (its ``__init__``), so that
 counts as an edge too, except where the importer is inside that package already (the root package ``hfsent``,
-and a subpackage for its own modules). Usage: ``python .ci/check_imports.py [package_dir]``; exit 1 and the cycles when there are any.
+and a subpackage for its own modules).
+
+Usage: ``python .ci/check_imports.py [package_dir]``; exit 1 and the cycles when there are any.
 """
 
 from __future__ import annotations
