@@ -440,7 +440,7 @@ def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
 def collect_finetuning_card_data(model_args, data_args, training_args, splits) -> SentimentModelCardData:
     """Card data known before training: base model, data, splits, label balance, widget examples, hyperparameters.
 
-    ``model_args``/``data_args``/``training_args`` are `hfsent.training`'s recipe dataclasses; ``splits`` the
+    ``model_args``/``data_args``/``training_args`` are `hfsent.finetune`'s recipe dataclasses; ``splits`` the
     cleaned ``DatasetDict`` (train/validation/test, with a ``labels`` column).
     """
     from .recipe import recipe_to_dict
@@ -516,7 +516,7 @@ class ModelCardCallback(TrainerCallback):
 
     @classmethod
     def for_finetuning(cls, model_args, data_args, training_args, splits) -> ModelCardCallback:
-        """A callback for `hfsent.training.finetune` (see `collect_finetuning_card_data`); never raises."""
+        """A callback for `hfsent.finetune.finetune` (see `collect_finetuning_card_data`); never raises."""
         try:
             return cls(collect_finetuning_card_data(model_args, data_args, training_args, splits))
         except Exception as err:  # a card must never break training

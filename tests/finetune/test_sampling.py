@@ -10,8 +10,8 @@ from transformers import DataCollatorWithPadding
 
 import hfsent
 from hfsent import cli
-from hfsent.sampling import length_grouped_step_indices
-from hfsent.training import HfSentTrainer, HfSentTrainingArguments
+from hfsent.finetune import HfSentTrainer, HfSentTrainingArguments
+from hfsent.finetune.sampling import length_grouped_step_indices
 
 from ..fixtures.helpers import tiny_config, tiny_recipe
 

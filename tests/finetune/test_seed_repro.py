@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hfsent.data import DataArguments, load_raw_dataset, prepare_splits
+from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
+from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.recipe import RecipeParser
-from hfsent.training import HfSentTrainingArguments, ModelArguments
 
 from ..fixtures.helpers import ROOT, SHARED
 
