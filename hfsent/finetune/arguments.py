@@ -11,27 +11,19 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from ..arguments import ModelSourceArguments
 from ..configuration_hfsent import POOLING_CHOICES
 from .metrics import THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(ModelSourceArguments):
     """Which model and tokenizer to start from (keys follow `run_classification.py` / `run_mlm.py`)."""
 
     model_name_or_path: str | None = field(
         default="google-bert/bert-base-chinese",
         metadata={"help": "BERT or hfsent checkpoint (Hub id or local folder). Set to null to start from a config."},
-    )
-    config_name: str | None = field(
-        default=None, metadata={"help": "Config to start from (Hub id / folder) when model_name_or_path is null."}
-    )
-    config_overrides: str | None = field(
-        default=None, metadata={"help": "Config overrides, e.g. 'num_hidden_layers=4,hidden_size=256'."}
-    )
-    tokenizer_name: str | None = field(
-        default=None, metadata={"help": "Tokenizer (Hub id / folder); defaults to model_name_or_path or config_name."}
     )
     tokenizer_vocab_size: int | None = field(
         default=None,

@@ -25,7 +25,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..cards import ModelCardCallback
 from ..distributed import configure_logging, release_distributed
 from ..hub import copy_endpoint_handler, take_push_settings
-from ..recipe import save_recipe
+from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, save_recipe
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .data import load_raw_dataset, prepare_splits, tokenize_splits
 from .metrics import binary_metrics, compute_metrics, prefixed, probabilities_from_logits, tune_threshold
@@ -33,9 +33,6 @@ from .plots import save_evaluation_plots, save_training_curves
 from .trainer import HfSentTrainer, ModelError, apply_lora, build_model, build_tokenizer, publishable_model
 
 logger = logging.getLogger("hfsent")
-
-RESULTS_FILE = "all_results.json"
-RECIPE_FILE = "recipe.yaml"
 
 
 def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
@@ -172,8 +169,8 @@ def finetune(
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        save_recipe(staging, model_args, data_args, training_args, filename=RECIPE_FILE)
-        trainer.state.save_to_json(str(staging / "trainer_state.json"))
+        save_recipe(staging, model_args, data_args, training_args)
+        trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
         save_training_curves(trainer.state.log_history, staging)
         if test_probs is not None:
             save_evaluation_plots(test_probs, test_labels, threshold, staging)
@@ -190,9 +187,8 @@ def finetune(
 
 def format_results(results: dict[str, Any]) -> str:
     """A short human-readable table of the test metrics (at 0.5 and at the tuned threshold)."""
-    names = ("accuracy", "f1", "precision", "recall", "roc_auc")
     lines = [f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"]
-    for name in names:
+    for name in METRICS:
         if f"test_{name}" in results:
             lines.append(f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}")
     return "\n".join(lines)

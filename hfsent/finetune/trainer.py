@@ -11,8 +11,8 @@ import torch
 from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.trainer_utils import has_length
 
+from ..arguments import build_config
 from ..configuration_hfsent import HfSentConfig
-from ..modelargs import build_config
 from ..modeling_hfsent import HfSentModel
 from ..recipe import RecipeError
 from ..tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
@@ -32,8 +32,7 @@ def build_tokenizer(model_args: ModelArguments, train_texts: Iterable[str]) -> P
     if model_args.tokenizer_vocab_size:
         logger.info("Training a WordPiece tokenizer (vocab %d) on the train split", model_args.tokenizer_vocab_size)
         return train_wordpiece_tokenizer(train_texts, vocab_size=model_args.tokenizer_vocab_size)
-    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
-    return load_recipe_tokenizer(name, trust_remote_code=model_args.trust_remote_code)
+    return load_recipe_tokenizer(model_args.tokenizer_source(), trust_remote_code=model_args.trust_remote_code)
 
 
 def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
