@@ -1,9 +1,9 @@
 """From documents to MLM training sequences: tokenization, jieba word boundaries, packing.
 
 Packing (the default) concatenates the documents, each followed by ``[SEP]``, and cuts the stream
-into blocks of ``max_seq_length`` tokens, each starting with ``[CLS]``: no padding, and every document
+into blocks of ``max_length`` tokens, each starting with ``[CLS]``: no padding, and every document
 boundary inside a block is marked by a ``[SEP]``. Line-by-line makes one ``[CLS] doc [SEP]`` sequence
-per document, truncated to ``max_seq_length``.
+per document, truncated to ``max_length``.
 
 Memory stays bounded whatever the length of a document: `split_long_documents` first cuts long texts
 into pieces of at most ``max_chars`` characters (at whitespace where there is some) that continue one
@@ -90,9 +90,9 @@ def tokenize_documents(
     return out
 
 
-def chars_per_piece(max_seq_length: int) -> int:
-    """How many characters `split_long_documents` puts in one piece for sequences of ``max_seq_length``."""
-    return max(1024, 8 * max_seq_length)
+def chars_per_piece(max_length: int) -> int:
+    """How many characters `split_long_documents` puts in one piece for sequences of ``max_length`` tokens."""
+    return max(1024, 8 * max_length)
 
 
 def split_long_documents(batch: dict[str, list[Any]], max_chars: int, keep_rest: bool = True) -> dict[str, list[Any]]:
@@ -167,13 +167,13 @@ def pack_blocks(
 
 def frame_lines(
     input_ids: Sequence[Sequence[int]],
-    max_seq_length: int,
+    max_length: int,
     cls_token_id: int,
     sep_token_id: int,
     word_starts: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, list[list[int]]]:
-    """One ``[CLS] doc [SEP]`` sequence per non-empty document, truncated to ``max_seq_length``."""
-    keep = max_seq_length - 2
+    """One ``[CLS] doc [SEP]`` sequence per non-empty document, truncated to ``max_length``."""
+    keep = max_length - 2
     rows = [i for i, ids in enumerate(input_ids) if ids]
     out: dict[str, list[list[int]]] = {"input_ids": [[cls_token_id, *input_ids[i][:keep], sep_token_id] for i in rows]}
     if word_starts is not None:
@@ -184,7 +184,7 @@ def frame_lines(
 def encode_corpus_batch(
     batch: dict[str, list[Any]],
     tokenizer: PreTrainedTokenizerBase,
-    max_seq_length: int,
+    max_length: int,
     line_by_line: bool = False,
     whole_word_mask: bool = False,
 ) -> dict[str, list[list[int]]]:
@@ -196,9 +196,9 @@ def encode_corpus_batch(
     encoded = tokenize_documents(batch["text"], tokenizer, whole_word_mask)
     ids, starts = encoded["input_ids"], encoded.get("word_starts")
     if line_by_line:
-        return frame_lines(ids, max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts)
+        return frame_lines(ids, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts)
     return pack_blocks(
-        ids, max_seq_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts, continues=continues
+        ids, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts, continues=continues
     )
 
 

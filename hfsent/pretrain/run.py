@@ -11,9 +11,9 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
-from ..modelargs import build_config
 from ..recipe import RecipeError, recipe_to_dict, save_recipe
 from ..runs import RecipeCheckpointCallback, claim_output_dir, identity_keys, resolve_resume_checkpoint
 from ..tokenizer import load_recipe_tokenizer
@@ -75,7 +75,7 @@ def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "e
 
 def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
-    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
+    name = model_args.tokenizer_source()
     tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:
@@ -84,7 +84,7 @@ def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrained
 
 
 def build_model(
-    model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+    model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> MaskedOnlyBertForMaskedLM:
     """A new model from the config (from scratch) or the checkpoint to continue, fitted to the tokenizer."""
     config = build_config(
@@ -95,10 +95,9 @@ def build_model(
     )
     if config.model_type != "bert":
         raise RecipeError(f"MLM pretraining supports BERT models (model_type 'bert'), got {config.model_type!r}")
-    if max_seq_length > config.max_position_embeddings:
+    if max_length > config.max_position_embeddings:
         raise RecipeError(
-            f"max_seq_length {max_seq_length} exceeds the model's max_position_embeddings "
-            f"{config.max_position_embeddings}"
+            f"max_length {max_length} exceeds the model's max_position_embeddings {config.max_position_embeddings}"
         )
     if model_args.model_name_or_path:
         try:
@@ -130,7 +129,7 @@ def prepare_datasets(
         corpus = corpus.map(
             split_long_documents,
             batched=True,
-            fn_kwargs={"max_chars": chars_per_piece(data_args.max_seq_length), "keep_rest": not data_args.line_by_line},
+            fn_kwargs={"max_chars": chars_per_piece(data_args.max_length), "keep_rest": not data_args.line_by_line},
             load_from_cache_file=not data_args.overwrite_cache,
             desc="Cutting long documents",
         )
@@ -139,7 +138,7 @@ def prepare_datasets(
             batched=True,
             fn_kwargs={
                 "tokenizer": tokenizer,
-                "max_seq_length": data_args.max_seq_length,
+                "max_length": data_args.max_length,
                 "line_by_line": data_args.line_by_line,
                 "whole_word_mask": data_args.whole_word_mask,
             },
@@ -188,9 +187,9 @@ def run_pretraining(
         )
     resume = resolve_resume_checkpoint(training_args)
     tokenizer = load_pretraining_tokenizer(model_args)
-    model = build_model(model_args, tokenizer, data_args.max_seq_length)
+    model = build_model(model_args, tokenizer, data_args.max_length)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
-    trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_seq_length
+    trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_length
     tokenizer.model_max_length = min(tokenizer.model_max_length, trained_length)
 
     collator = MLMCollator(
@@ -199,7 +198,7 @@ def run_pretraining(
         mask_replace_prob=data_args.mask_replace_prob,
         random_replace_prob=data_args.random_replace_prob,
         whole_word_mask=data_args.whole_word_mask,
-        pad_to_multiple_of=data_args.max_seq_length if data_args.pad_to_max_length else None,
+        pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
     )
     train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
 

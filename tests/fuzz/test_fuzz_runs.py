@@ -17,7 +17,7 @@ import yaml
 
 from hfsent.cli import main as hfsent_main
 
-from ..helpers import TINY_OVERRIDES, tiny_recipe
+from ..fixtures.helpers import TINY_OVERRIDES, tiny_recipe
 
 
 def _tree(directory: Path) -> dict[str, str]:
@@ -145,7 +145,7 @@ def pretrain_recipe(tmp_path, tokenizer_dir) -> Path:
         "config_overrides": TINY_OVERRIDES,
         "dataset_name": str(corpus),
         "validation_split_percentage": 0,
-        "max_seq_length": 32,
+        "max_length": 32,
         "output_dir": str(tmp_path / "unused"),
         "max_steps": 1,
         "report_to": "none",
