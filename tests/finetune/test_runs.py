@@ -140,10 +140,10 @@ def test_tokenizer_training_gives_the_same_vocabulary_every_time():
 
 
 QUICKSTART_BUDGET = [
-    "--max_train_samples", "1200", "--max_eval_samples", "200", "--max_test_samples", "200",
+    "--max_train_samples", "480", "--max_eval_samples", "64", "--max_test_samples", "64",
     "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
-    "--save_strategy", "steps", "--save_steps", "15", "--eval_strategy", "steps", "--eval_steps", "15",
-    "--save_total_limit", "10", "--logging_steps", "15",
+    "--save_strategy", "steps", "--save_steps", "10", "--eval_strategy", "steps", "--eval_steps", "10",
+    "--save_total_limit", "10", "--logging_steps", "10",
 ]  # fmt: skip
 
 
@@ -167,8 +167,8 @@ def test_quickstart_prints_no_warnings_and_a_killed_run_resumes_to_the_same_metr
     )
     deadline = time.monotonic() + 240
     try:
-        while not (out / "checkpoint-45" / "recipe.yaml").exists():
-            assert killed.poll() is None, "training ended before checkpoint-45"
+        while not (out / "checkpoint-10" / "recipe.yaml").exists():
+            assert killed.poll() is None, "training ended before checkpoint-10"
             assert time.monotonic() < deadline
             time.sleep(0.05)
         killed.send_signal(signal.SIGKILL)
