@@ -28,11 +28,10 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback, TrainingArguments
 
-from .recipe import RecipeError, save_recipe
+from .recipe import PLOT_FILES, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, save_recipe
 
 logger = logging.getLogger("hfsent")
 
-RECIPE_FILE = "recipe.yaml"
 STAGING_DIR = ".staging"  # the final output is assembled here, then moved into place
 TOKENIZER_DIR = ".tokenizer"  # a tokenizer trained by the main process, read by the other ranks
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -54,17 +53,14 @@ OUTPUT_FILES = frozenset(
         "special_tokens_map.json",
         "added_tokens.json",
         "vocab.txt",
-        "all_results.json",
+        RESULTS_FILE,
         "train_results.json",
         "eval_results.json",
         "init_eval_results.json",
         RECIPE_FILE,
-        "trainer_state.json",
+        TRAINER_STATE_FILE,
         "training_args.bin",
-        "training_curves.png",
-        "confusion_matrix.png",
-        "roc_curve.png",
-        "pr_curve.png",
+        *PLOT_FILES.values(),
     }
 )
 # Keys of TrainingArguments that decide what a run trains: a resume must not change them.
@@ -280,7 +276,7 @@ def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
     """
     path = Path(checkpoint)
     try:
-        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        json.loads((path / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return "no trainer_state.json"
     except (OSError, ValueError):
