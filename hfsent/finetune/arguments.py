@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from ..arguments import ModelSourceArguments
 from ..configuration_hfsent import POOLING_CHOICES
 from ..runs import RunTrainingArguments
-from .metrics import THRESHOLD_OBJECTIVES
+from .baseline import BASELINES
+from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
 
 
@@ -146,6 +147,26 @@ class HfSentTrainingArguments(RunTrainingArguments):
     threshold_objective: str = field(
         default="f1",
         metadata={"help": "Validation objective of the decision threshold.", "choices": list(THRESHOLD_OBJECTIVES)},
+    )
+    threshold_tuning: str = field(
+        default="bootstrap",
+        metadata={
+            "help": (
+                "How the decision threshold is tuned on validation: 'bootstrap' (a bagged cut, kept only when it "
+                "beats 0.5 on 95% of bootstrap resamples), 'best' (the best cut on validation), 'none' (0.5)."
+            ),
+            "choices": list(THRESHOLD_METHODS),
+        },
+    )
+    compare_baseline: str = field(
+        default="none",
+        metadata={
+            "help": (
+                "'tfidf': also fit TF-IDF (char 1-3-grams) + logistic regression on the same train split "
+                "(C chosen on validation) and report its test metrics beside the model's (baseline_tfidf_*)."
+            ),
+            "choices": list(BASELINES),
+        },
     )
 
     def __post_init__(self) -> None:

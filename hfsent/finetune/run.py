@@ -33,6 +33,7 @@ from ..runs import (
     resolve_resume_checkpoint,
 )
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
+from .baseline import BASELINE_TITLES, baseline_results
 from .data import load_raw_dataset, prepare_splits, tokenize_splits
 from .metrics import binary_metrics, compute_metrics, prefixed, probabilities_from_logits, tune_threshold
 from .plots import save_evaluation_plots, save_training_curves
@@ -154,12 +155,19 @@ def finetune(
     if has_validation:
         val = trainer.predict(tokenized["validation"], metric_key_prefix="eval")
         val_probs = probabilities_from_logits(val.predictions)
-        threshold, _ = tune_threshold(val_probs, val.label_ids, training_args.threshold_objective)
+        threshold, _ = tune_threshold(
+            val_probs,
+            val.label_ids,
+            training_args.threshold_objective,
+            method=training_args.threshold_tuning,
+            seed=training_args.seed,
+        )
         results.update(prefixed(binary_metrics(val_probs, val.label_ids), "eval"))
         results["eval_loss"] = val.metrics["eval_loss"]
         results.update(prefixed(binary_metrics(val_probs, val.label_ids, threshold), "eval_tuned"))
     results["threshold"] = threshold
     results["threshold_objective"] = training_args.threshold_objective
+    results["threshold_tuning"] = training_args.threshold_tuning
     test_probs = test_labels = None
     if "test" in tokenized:
         test = trainer.predict(tokenized["test"], metric_key_prefix="test")
@@ -167,6 +175,8 @@ def finetune(
         results["test_loss"] = test.metrics["test_loss"]
         results.update(prefixed(binary_metrics(test_probs, test_labels), "test"))
         results.update(prefixed(binary_metrics(test_probs, test_labels, threshold), "test_tuned"))
+    if trainer.is_world_process_zero():
+        results.update(baseline_results(splits, data_args.text_column, training_args.compare_baseline))
 
     # One publishable output directory, written by the main process only, moved into place at the end.
     model = publishable_model(trainer)
@@ -195,11 +205,15 @@ def finetune(
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """A short human-readable table of the test metrics (at 0.5 and at the tuned threshold)."""
-    lines = [f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"]
+    """A short human-readable table of the test metrics (at 0.5, at the tuned threshold, and any baseline's)."""
+    baselines = sorted({k.split("_")[1] for k in results if k.startswith("baseline_") and k.endswith("_test_accuracy")})
+    header = f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"
+    lines = [header + "".join(f" {BASELINE_TITLES.get(b, b):>10}" for b in baselines)]
     for name in METRICS:
         if f"test_{name}" in results:
-            lines.append(f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}")
+            row = f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}"
+            row += "".join(f" {results.get(f'baseline_{b}_test_{name}', float('nan')):>10.4f}" for b in baselines)
+            lines.append(row)
     return "\n".join(lines)
 
 
