@@ -12,7 +12,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
 from .datasource import file_format, local_data_files, require_columns
-from .recipe import RecipeError
+from .recipe import SEED, RecipeError, at_least, between, check_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ class DataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
     text_column: str = field(default="review", metadata={"help": "Column holding the text."})
     label_column: str = field(default="label", metadata={"help": "Column holding the 0/1 label (1 = positive)."})
-    max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens (no padding)."})
+    max_length: int = field(
+        default=128,
+        metadata={"help": "Truncate texts to this many tokens (no padding).", "accepts": at_least(1)},
+    )
     invalid_labels: str = field(
         default="drop",
         metadata={
@@ -59,28 +62,39 @@ class DataArguments:
         metadata={"help": "Drop repeated texts (keep the first; texts seen with both labels are dropped)."},
     )
     max_rows: int | None = field(
-        default=None, metadata={"help": "Keep only the first N rows after cleaning, before splitting."}
+        default=None,
+        metadata={"help": "Keep only the first N rows after cleaning, before splitting.", "accepts": at_least(1)},
     )
     test_split_size: float = field(
-        default=0.1, metadata={"help": "Share of rows held out as test when the data has no test split."}
+        default=0.1,
+        metadata={
+            "help": "Share of rows held out as test when the data has no test split.",
+            "accepts": between(0, 1, high_open=True),
+        },
     )
     validation_split_size: float = field(
         default=0.1,
-        metadata={"help": "Share of the training rows held out for validation when the data has no validation split."},
+        metadata={
+            "help": "Share of the training rows held out for validation when the data has no validation split.",
+            "accepts": between(0, 1, high_open=True),
+        },
     )
-    split_seed: int = field(default=42, metadata={"help": "Seed of the stratified splits."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    split_seed: int = field(default=42, metadata={"help": "Seed of the stratified splits.", "accepts": SEED})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set (debugging).", "accepts": at_least(1)}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the validation set.", "accepts": at_least(1)}
+    )
+    max_test_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the test set.", "accepts": at_least(1)}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenization.", "accepts": at_least(1)}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("test_split_size", "validation_split_size"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        check_ranges(self)
 
 
 # ---------------------------------------------------------------------------------------------- loading

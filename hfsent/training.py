@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint, has_length
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint, has_length
 
 from .cards import ModelCardCallback
 from .configuration_hfsent import POOLING_CHOICES, HfSentConfig
@@ -51,9 +52,9 @@ from .metrics import (
 from .modelargs import build_config
 from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
-from .recipe import RecipeError, save_recipe
+from .recipe import RecipeError, at_least, between, check_ranges, save_recipe
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
-from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
+from .tokenizer import BERT_SPECIAL_TOKENS, load_recipe_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
 
@@ -85,28 +86,47 @@ class ModelArguments:
     tokenizer_vocab_size: int | None = field(
         default=None,
         metadata={
-            "help": "Instead of loading a tokenizer, train a WordPiece tokenizer of this size on the train split."
+            "help": "Instead of loading a tokenizer, train a WordPiece tokenizer of this size on the train split.",
+            "accepts": at_least(len(BERT_SPECIAL_TOKENS) + 1),
         },
     )
     pooling: str = field(
         default="cls", metadata={"help": "Head input: raw [CLS] or BERT's pooler.", "choices": list(POOLING_CHOICES)}
     )
-    classifier_dropout: float | None = field(default=None, metadata={"help": "Dropout before the head."})
+    classifier_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout before the head.", "accepts": between(0, 1, high_open=True)}
+    )
     pos_weight: str | None = field(
         default=None, metadata={"help": "BCE weight of positives: a number, or 'auto' (n_negative / n_positive)."}
     )
     use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the encoder (head fully trained)."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank.", "accepts": at_least(1)})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha.", "accepts": at_least(1)})
+    lora_dropout: float = field(
+        default=0.1, metadata={"help": "LoRA dropout.", "accepts": between(0, 1, high_open=True)}
+    )
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["query", "key", "value", "dense"], metadata={"help": "Encoder modules given adapters."}
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint's repo."})
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if str(self.model_name_or_path).lower() in ("", "none", "null"):
             self.model_name_or_path = None  # `--model_name_or_path null` on the command line
+        if self.pos_weight is not None and self.pos_weight.lower() in ("", "none", "null"):
+            self.pos_weight = None
+        if self.pos_weight not in (None, "auto"):
+            try:
+                weight = float(self.pos_weight)
+            except ValueError:
+                weight = math.nan
+            if not weight > 0:
+                raise ModelError(
+                    f"invalid value for 'pos_weight': {self.pos_weight!r}; expected a number > 0 or 'auto'"
+                )
+        if self.use_lora and not self.lora_target_modules:
+            raise ModelError("invalid value for 'lora_target_modules': []; expected at least one encoder module name")
         if self.model_name_or_path and (self.config_name or self.config_overrides):
             raise ValueError(
                 "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
@@ -118,8 +138,13 @@ class HfSentTrainingArguments(TrainingArguments):
     """`TrainingArguments` with defaults for sentiment fine-tuning, plus hfsent's own options."""
 
     output_dir: str | None = field(default="outputs/hfsent", metadata={"help": "Where the model and results go."})
-    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on validation data."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    eval_strategy: str = field(
+        default="epoch",
+        metadata={"help": "When to evaluate on validation data.", "choices": [s.value for s in IntervalStrategy]},
+    )
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "When to save checkpoints.", "choices": [s.value for s in SaveStrategy]}
+    )
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
     metric_for_best_model: str | None = field(default="roc_auc", metadata={"help": "Validation metric for 'best'."})
@@ -140,7 +165,8 @@ class HfSentTrainingArguments(TrainingArguments):
             "help": (
                 "group_by_length_stratified: optimizer steps per length group (1: every step a random sample, "
                 "only sorted into its micro-batches)."
-            )
+            ),
+            "accepts": at_least(1),
         },
     )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
@@ -148,7 +174,8 @@ class HfSentTrainingArguments(TrainingArguments):
         default="none", metadata={"help": "none, tensorboard, trackio, ..."}
     )
     early_stopping_patience: int | None = field(
-        default=3, metadata={"help": "Stop after N evaluations without improvement (null: never)."}
+        default=3,
+        metadata={"help": "Stop after N evaluations without improvement (null: never).", "accepts": at_least(1)},
     )
     threshold_objective: str = field(
         default="f1",
@@ -156,9 +183,8 @@ class HfSentTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         super().__post_init__()
-        if self.length_group_steps < 1:
-            raise ValueError(f"length_group_steps must be >= 1 (1: random steps), got {self.length_group_steps}")
 
 
 # ------------------------------------------------------------------------------------------- building
@@ -174,15 +200,12 @@ def build_tokenizer(model_args: ModelArguments, data_args: DataArguments, splits
 
 
 def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
-    if model_args.pos_weight in (None, "", "none", "null"):
+    if model_args.pos_weight is None:
         return None
     if model_args.pos_weight == "auto":
         positives = int(np.sum(train_labels))
         return (len(train_labels) - positives) / max(positives, 1)
-    try:
-        return float(model_args.pos_weight)
-    except ValueError:
-        raise ModelError(f"pos_weight must be a number or 'auto', got {model_args.pos_weight!r}") from None
+    return float(model_args.pos_weight)  # checked by ModelArguments
 
 
 def build_model(
