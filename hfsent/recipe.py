@@ -18,6 +18,7 @@ import enum
 import math
 import os
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
+
+from .errors import environment_error
 
 
 class RecipeError(ValueError):
@@ -371,6 +374,26 @@ def check_training_steps(values: dict[str, Any], keys: dict[str, _Key]) -> None:
         )
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """Fail early if ``folder`` (or, where it does not exist yet, its nearest existing parent) cannot be written.
+
+    Raises the `OSError` (``EACCES``, ``EROFS``, ...) with ``folder`` as its filename, so that the CLI
+    reports an environment failure naming it; a file in the way is a `RecipeError`.
+    """
+    path = Path(folder).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RecipeError(f"output_dir {str(folder)!r} cannot be created: {str(existing)!r} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".hfsent-write-check-")
+    except OSError as err:
+        raise OSError(err.errno, f"output folder not writable ({err.strerror})", str(path)) from err
+    os.close(fd)
+    os.unlink(probe)
+
+
 def run_recipe_command(
     prog: str,
     dataclass_types: Sequence[type],
@@ -381,14 +404,25 @@ def run_recipe_command(
     """Parse ``[recipe.yaml] [--key value ...]`` into ``dataclass_types`` and call ``run(*parsed)``.
 
     Returns ``(exit code, parsed arguments, run's result)``; a `RecipeError` (bad recipe, data or
-    setting) is printed as one line ``<prog>: error: ...`` and gives exit code 2.
+    setting) is printed as one line ``<prog>: error: ...`` and gives exit code 2. An output folder that
+    cannot be written raises its `OSError` before ``run`` starts (see `hfsent.cli`).
     """
     parser = RecipeParser(
         dataclass_types, prog=prog, usage=f"{prog} [recipe.yaml] [--key value ...]", description=description
     )
     try:
         parsed = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
-        return 0, parsed, run(*parsed)
+        output_dir = next((a.output_dir for a in parsed if isinstance(a, TrainingArguments)), None)
+        if output_dir:
+            check_writable(output_dir)
+        try:
+            return 0, parsed, run(*parsed)
+        except Exception as err:
+            env = environment_error(err)
+            if env is None or env.filename or not output_dir:
+                raise
+            # a writer that does not say where (safetensors): name the folder the run writes to
+            raise OSError(env.errno, f"{env.strerror} while writing", str(output_dir)) from err
     except RecipeError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2, None, None
