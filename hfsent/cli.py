@@ -14,12 +14,11 @@ address, anything else exits 1 with its type and message, and Ctrl-C exits 130 (
 from __future__ import annotations
 
 import importlib
-import os
 import shlex
 import sys
 import traceback
 
-from .errors import describe_environment_error, environment_error
+from .errors import debug_enabled, describe_environment_error, environment_error, set_debug
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,11 +43,6 @@ def _usage() -> str:
     lines += ["", "Run `hfsent <command> --help` for a command's options."]
     lines += [f"Add {DEBUG_FLAG} (or set HFSENT_DEBUG=1) to any command to see the traceback of a failure."]
     return "\n".join(lines)
-
-
-def debug_requested(argv: list[str]) -> bool:
-    """Whether ``argv`` holds ``--debug`` or the environment sets ``HFSENT_DEBUG`` (to anything but 0/false)."""
-    return DEBUG_FLAG in argv or os.environ.get("HFSENT_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _first_line(text: str) -> str:
@@ -86,7 +80,7 @@ def resume_command(name: str, args: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hfsent`` console script (and of ``recipes/*.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = debug_requested(argv)
+    set_debug(DEBUG_FLAG in argv)
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
@@ -102,16 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prog = f"hfsent {name}"
     try:
+        return _run(name, prog, rest)
+    finally:
+        set_debug(False)
+
+
+def _run(name: str, prog: str, rest: list[str]) -> int:
+    """Run one command; what escapes it becomes one line on stderr and an exit code."""
+    try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(rest) or 0)
     except KeyboardInterrupt:
-        if debug:
+        if debug_enabled():
             traceback.print_exc()
         hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:
-        if debug:
+        if debug_enabled():
             traceback.print_exc()
         code, message = describe_failure(err)
         print(f"{prog}: error: {message}", file=sys.stderr)

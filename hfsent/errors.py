@@ -34,6 +34,21 @@ _ENVIRONMENT_ERRNO_NAMES = (
     "EPIPE",
 )
 ENVIRONMENT_ERRNOS = frozenset(getattr(errno, name) for name in _ENVIRONMENT_ERRNO_NAMES if hasattr(errno, name))
+DEBUG_ENV = "HFSENT_DEBUG"
+_debug_flag = False
+
+
+def set_debug(enabled: bool) -> None:
+    """Turn tracebacks on for this process (``hfsent ... --debug``); `HFSENT_DEBUG` turns them on too."""
+    global _debug_flag
+    _debug_flag = enabled
+
+
+def debug_enabled() -> bool:
+    """Whether failures should also print their traceback (``--debug`` or ``HFSENT_DEBUG=1``)."""
+    return _debug_flag or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 # Rust-backed writers (safetensors, tokenizers) report an OS error inside their own exception type
 _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import tempfile
+import traceback
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
-from .errors import environment_error
+from .errors import debug_enabled, environment_error
 
 
 class RecipeError(ValueError):
@@ -178,9 +179,8 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is typing.Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None or (
-            isinstance(value, str) and value.lower() in _NONE_WORDS and type(None) in args and str not in args
-        ):
+        none_words = ("null",) if str in args else _NONE_WORDS  # `report_to: none` is a string, not null
+        if value is None or (isinstance(value, str) and value.lower() in none_words and type(None) in args):
             if type(None) in args:
                 return None
             raise _NoMatch
@@ -424,6 +424,8 @@ def run_recipe_command(
             # a writer that does not say where (safetensors): name the folder the run writes to
             raise OSError(env.errno, f"{env.strerror} while writing", str(output_dir)) from err
     except RecipeError as err:
+        if debug_enabled():
+            traceback.print_exc()
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2, None, None
 
