@@ -1,4 +1,5 @@
-"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins).
+"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins), and the names of what a
+run writes into its output directory (`RESULTS_FILE`, `RECIPE_FILE`, `PLOT_FILES`, the `METRICS` it reports).
 
 ``hfsent train recipe.yaml --learning_rate 3e-5`` parses into the recipe's dataclasses (for example
 hfsent's data/model arguments and `transformers.TrainingArguments`). Every value, from the YAML file or
@@ -31,6 +32,20 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
 from .errors import debug_enabled, environment_error
+
+# What a run writes into its output directory, by name (fine-tuning and pretraining alike).
+RESULTS_FILE = "all_results.json"
+RECIPE_FILE = "recipe.yaml"
+TRAINER_STATE_FILE = "trainer_state.json"
+PLOT_FILES = {
+    "confusion_matrix": "confusion_matrix.png",
+    "roc_curve": "roc_curve.png",
+    "pr_curve": "pr_curve.png",
+    "training_curves": "training_curves.png",
+}
+# The test metrics of a fine-tuning run (``test_<name>`` and ``test_tuned_<name>`` in all_results.json), in the
+# order the console and the model card show them.
+METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
 
 
 class RecipeError(ValueError):
@@ -374,6 +389,20 @@ def check_training_steps(values: dict[str, Any], keys: dict[str, _Key]) -> None:
         )
 
 
+RESUME_LAST = ("last", "true")
+
+
+def check_resume_checkpoint(value: str | None) -> None:
+    """``resume_from_checkpoint``: unset, ``last`` (the newest checkpoint in ``output_dir``) or a folder that exists."""
+    if value is None or str(value).lower() in ("", "false", "none", "null", *RESUME_LAST):
+        return
+    if not os.path.isdir(value):
+        raise RecipeError(
+            f"checkpoint not found: {value!r} (resume_from_checkpoint: a checkpoint folder, or 'last' for the newest "
+            "one in output_dir)"
+        )
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """Fail early if ``folder`` (or, where it does not exist yet, its nearest existing parent) cannot be written.
 
@@ -412,7 +441,10 @@ def run_recipe_command(
     )
     try:
         parsed = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
-        output_dir = next((a.output_dir for a in parsed if isinstance(a, TrainingArguments)), None)
+        training_args = next((a for a in parsed if isinstance(a, TrainingArguments)), None)
+        output_dir = training_args.output_dir if training_args is not None else None
+        if training_args is not None:
+            check_resume_checkpoint(training_args.resume_from_checkpoint)
         if output_dir:
             check_writable(output_dir)
         try:
@@ -441,7 +473,7 @@ def recipe_to_dict(*args: Any) -> dict[str, Any]:
     return {k: v for k, v in resolved.items() if not k.endswith("_token") or v is None}
 
 
-def save_recipe(output_dir: str | os.PathLike, *args: Any, filename: str = "recipe.yaml") -> Path:
+def save_recipe(output_dir: str | os.PathLike, *args: Any, filename: str = RECIPE_FILE) -> Path:
     """Write the resolved recipe (every argument's final value) to ``output_dir/filename``."""
     path = Path(output_dir) / filename
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
-from ..modelargs import build_config
 from ..recipe import RecipeError, recipe_to_dict, save_recipe
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
@@ -72,7 +72,7 @@ def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "e
 
 def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
-    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
+    name = model_args.tokenizer_source()
     tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:
@@ -90,8 +90,6 @@ def build_model(
         model_args.config_overrides,
         cache_dir=model_args.cache_dir,
     )
-    if config.model_type != "bert":
-        raise RecipeError(f"MLM pretraining supports BERT models (model_type 'bert'), got {config.model_type!r}")
     if max_seq_length > config.max_position_embeddings:
         raise RecipeError(
             f"max_seq_length {max_seq_length} exceeds the model's max_position_embeddings "
@@ -164,6 +162,7 @@ def run_pretraining(
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
+    model_args.check_sources(cache_dir=model_args.cache_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
     tokenizer = load_pretraining_tokenizer(model_args)

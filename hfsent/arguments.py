@@ -1,0 +1,123 @@
+"""Where a recipe's model comes from, shared by the fine-tuning and pretraining recipes (keys as run_mlm.py).
+
+`ModelSourceArguments` holds the keys both recipes have: ``model_name_or_path`` (a checkpoint to start from),
+``config_name`` / ``config_overrides`` (a model built from scratch) and ``tokenizer_name``, with the one rule for
+which tokenizer to load (`ModelSourceArguments.tokenizer_source`). `build_config` builds the config they ask for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
+
+from .datasource import looks_like_local_path
+from .recipe import RecipeError
+
+
+@dataclass
+class ModelSourceArguments:
+    """Where the model starts: a checkpoint (``model_name_or_path``), or a config built from scratch."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Checkpoint to start from (Hub id or local folder). Leave empty to start from a config."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Config (Hub id or folder) of a model built from scratch (model_name_or_path empty); "
+            "default: a fresh BERT config."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config changes of a model built from scratch, e.g. 'num_hidden_layers=4,hidden_size=256'."},
+    )
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer (Hub id or folder); default: model_name_or_path, then config_name."},
+    )
+
+    # the checkpoints (``model_name_or_path``, ``config_name``) a recipe can start from, by ``model_type``
+    accepted_model_types: ClassVar[tuple[str, ...]] = ("bert",)
+
+    def tokenizer_source(self) -> str | None:
+        """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
+        return self.tokenizer_name or self.model_name_or_path or self.config_name
+
+    def check_sources(self, cache_dir: str | None = None) -> None:
+        """Fail before any data or weights load: a local path named that does not exist, or a checkpoint/config
+        whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint), raises `RecipeError`."""
+        for key, what in (("model_name_or_path", "model"), ("config_name", "config"), ("tokenizer_name", "tokenizer")):
+            check_local_source(key, getattr(self, key), what)
+        source = self.config_name or self.model_name_or_path
+        if source:
+            key = "config_name" if self.config_name else "model_name_or_path"
+            model_type = load_config(source, key, cache_dir=cache_dir).model_type
+            if model_type not in self.accepted_model_types:
+                accepted = " or ".join(repr(t) for t in self.accepted_model_types)
+                raise RecipeError(
+                    f"invalid value for {key!r}: {source!r} is a {model_type!r} checkpoint; expected model_type "
+                    f"{accepted}"
+                )
+
+
+def check_local_source(key: str, value: str | None, what: str = "model") -> None:
+    """``<what> not found: '<path>'`` (a `RecipeError`) for a ``value`` that names a local path that does not exist.
+
+    A value that is not a path (``name`` or ``owner/name``) is a Hub id and is left to the Hub.
+    """
+    if not value or Path(value).expanduser().exists():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        hub_id = not looks_like_local_path(value) and validate_repo_id(value) is None
+    except HFValidationError:
+        hub_id = False
+    if not hub_id:
+        raise RecipeError(f"{what} not found: {value!r} ({key}: a local folder, or a Hub id 'owner/name')")
+
+
+def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | None = None) -> PretrainedConfig:
+    """``AutoConfig.from_pretrained(source)``; a config that cannot be loaded raises `RecipeError` naming ``key``."""
+    try:
+        return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:
+        first_line = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line}") from err
+
+
+def build_config(
+    model_name_or_path: str | None = None,
+    config_name: str | None = None,
+    config_overrides: str | None = None,
+    model_type: str = "bert",
+    cache_dir: str | None = None,
+) -> PretrainedConfig:
+    """Build the model config a recipe asks for.
+
+    The config comes from ``config_name`` (Hub id or local folder) if given, else from
+    ``model_name_or_path``, else it is a fresh default config of ``model_type``. ``config_overrides``
+    (``"num_hidden_layers=4,hidden_size=256"``) is then applied with type checks; an unknown key or
+    a config that cannot be loaded raises `RecipeError`.
+    """
+    source = config_name or model_name_or_path
+    if source:
+        config = load_config(source, "config_name" if config_name else "model_name_or_path", cache_dir=cache_dir)
+    else:
+        if model_type not in CONFIG_MAPPING:
+            raise RecipeError(f"unknown model_type {model_type!r}")
+        config = CONFIG_MAPPING[model_type]()
+    if config_overrides:
+        try:
+            config.update_from_string(config_overrides)
+        except ValueError as err:
+            raise RecipeError(f"bad config_overrides {config_overrides!r}: {err}") from err
+    return config
+
+
+__all__ = ["ModelSourceArguments", "build_config", "check_local_source", "load_config"]
