@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, se
 from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
-from ..recipe import RecipeError, recipe_to_dict, save_recipe
+from ..recipe import RESUME_LAST, RecipeError, recipe_to_dict, save_recipe
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
@@ -202,7 +202,10 @@ def run_pretraining(
         trainer.save_metrics("init_eval", init_metrics)
         metrics.update(init_metrics)
 
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and str(resume).lower() in RESUME_LAST:
+        resume = True  # the newest checkpoint in output_dir (what `hfsent pretrain` prints after Ctrl-C)
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     train_metrics = dict(result.metrics)
     train_metrics["train_samples"] = len(train_set)
