@@ -48,21 +48,26 @@ class ModelSourceArguments:
         """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
         return self.tokenizer_name or self.model_name_or_path or self.config_name
 
-    def check_sources(self, cache_dir: str | None = None) -> None:
-        """Fail before any data or weights load: a local path named that does not exist, or a checkpoint/config
-        whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint), raises `RecipeError`."""
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> None:
+        """Fail before any data or weights load, with a `RecipeError` naming the key: a local path named that does
+        not exist, a checkpoint/config whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint),
+        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``."""
         for key, what in (("model_name_or_path", "model"), ("config_name", "config"), ("tokenizer_name", "tokenizer")):
             check_local_source(key, getattr(self, key), what)
-        source = self.config_name or self.model_name_or_path
-        if source:
-            key = "config_name" if self.config_name else "model_name_or_path"
-            model_type = load_config(source, key, cache_dir=cache_dir).model_type
-            if model_type not in self.accepted_model_types:
-                accepted = " or ".join(repr(t) for t in self.accepted_model_types)
-                raise RecipeError(
-                    f"invalid value for {key!r}: {source!r} is a {model_type!r} checkpoint; expected model_type "
-                    f"{accepted}"
-                )
+        config = build_config(
+            self.model_name_or_path,
+            self.config_name,
+            self.config_overrides,
+            model_type=self.accepted_model_types[0],
+            cache_dir=cache_dir,
+            accepted_model_types=self.accepted_model_types,
+        )
+        limit = getattr(config, "max_position_embeddings", None)
+        if max_length is not None and limit is not None and max_length > limit:
+            raise RecipeError(
+                f"invalid value for 'max_length': {max_length}; expected an integer in [1, {limit}] "
+                "(the model's max_position_embeddings)"
+            )
 
 
 def check_local_source(key: str, value: str | None, what: str = "model") -> None:
@@ -97,17 +102,26 @@ def build_config(
     config_overrides: str | None = None,
     model_type: str = "bert",
     cache_dir: str | None = None,
+    accepted_model_types: tuple[str, ...] | None = None,
 ) -> PretrainedConfig:
     """Build the model config a recipe asks for.
 
     The config comes from ``config_name`` (Hub id or local folder) if given, else from
     ``model_name_or_path``, else it is a fresh default config of ``model_type``. ``config_overrides``
-    (``"num_hidden_layers=4,hidden_size=256"``) is then applied with type checks; an unknown key or
-    a config that cannot be loaded raises `RecipeError`.
+    (``"num_hidden_layers=4,hidden_size=256"``) is then applied with type checks; an unknown key, a
+    config that cannot be loaded or one whose ``model_type`` is not in ``accepted_model_types`` (when given)
+    raises `RecipeError`.
     """
     source = config_name or model_name_or_path
     if source:
-        config = load_config(source, "config_name" if config_name else "model_name_or_path", cache_dir=cache_dir)
+        key = "config_name" if config_name else "model_name_or_path"
+        config = load_config(source, key, cache_dir=cache_dir)
+        if accepted_model_types and config.model_type not in accepted_model_types:
+            accepted = " or ".join(repr(t) for t in accepted_model_types)
+            raise RecipeError(
+                f"invalid value for {key!r}: {source!r} is a {config.model_type!r} checkpoint; expected model_type "
+                f"{accepted}"
+            )
     else:
         if model_type not in CONFIG_MAPPING:
             raise RecipeError(f"unknown model_type {model_type!r}")

@@ -257,12 +257,11 @@ class _Key:
 
     def check(self, value: Any, source: str) -> Any:
         """``value`` converted to this key's type; a `RecipeError` naming key, value and source if it does not fit."""
-        shown = value
         try:
             converted = _convert(value, self.hint)
         except _NoMatch:
             raise RecipeError(
-                f"invalid value for {self.name!r} {source}: {shown!r}; expected {_describe(self.hint)}"
+                f"invalid value for {self.name!r} {source}: {value!r}; expected {_describe(self.hint)}"
             ) from None
         items = converted if isinstance(converted, list) else [converted]
         if self.choices and converted is not None:
@@ -270,14 +269,14 @@ class _Key:
                 if item not in self.choices:
                     accepted = ", ".join(repr(c) for c in self.choices)
                     raise RecipeError(
-                        f"invalid value for {self.name!r} {source}: {shown!r}; expected one of {accepted}"
+                        f"invalid value for {self.name!r} {source}: {value!r}; expected one of {accepted}"
                     )
         if self.accepts is not None:
             for item in items:
                 if isinstance(item, (int, float)) and not isinstance(item, bool) and not self.accepts(item):
                     kind = "an integer" if isinstance(item, int) else "a number"
                     raise RecipeError(
-                        f"invalid value for {self.name!r} {source}: {shown!r}; expected {kind} {self.accepts}"
+                        f"invalid value for {self.name!r} {source}: {value!r}; expected {kind} {self.accepts}"
                     )
         return converted
 

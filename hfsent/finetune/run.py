@@ -81,7 +81,7 @@ def finetune(
     output_dir = Path(training_args.output_dir)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
-    model_args.check_sources()
+    model_args.check_sources(max_length=data_args.max_length)
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column])
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))

@@ -162,7 +162,7 @@ def run_pretraining(
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
-    model_args.check_sources(cache_dir=model_args.cache_dir)
+    model_args.check_sources(max_length=data_args.max_seq_length, cache_dir=model_args.cache_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
     tokenizer = load_pretraining_tokenizer(model_args)

@@ -24,6 +24,7 @@ TRAIN_CASES: list[tuple[str, dict, list[str]]] = [
     ("max_length", {"max_length": 64.7}, []),
     ("max_length", {"max_length": 0}, []),
     ("max_length", {"max_length": "long"}, []),
+    ("max_length", {"max_length": 1000}, []),  # the tiny model has 128 positions
     ("seed", {"seed": 1.5}, []),
     ("seed", {"seed": -1}, []),
     ("dataset_name", {"dataset_name": ["a.csv", "b.csv"]}, []),
