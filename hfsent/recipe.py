@@ -236,6 +236,8 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool):
             raise _NoMatch
+        if isinstance(value, int):
+            return value  # as YAML wrote it (`warmup_steps: 100` stays a whole number of steps)
         try:
             return float(value)
         except ValueError:
@@ -274,7 +276,7 @@ class _Key:
         if self.accepts is not None:
             for item in items:
                 if isinstance(item, (int, float)) and not isinstance(item, bool) and not self.accepts(item):
-                    kind = "an integer" if isinstance(item, int) else "a number"
+                    kind = "a number" if "a number" in _describe(self.hint) else "an integer"
                     raise RecipeError(
                         f"invalid value for {self.name!r} {source}: {value!r}; expected {kind} {self.accepts}"
                     )
