@@ -23,6 +23,7 @@ import tempfile
 import traceback
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -290,7 +291,9 @@ class RecipeParser(HfArgumentParser):
     """`HfArgumentParser` that reads an optional leading ``recipe.yaml`` and lets the CLI override it.
 
     Abbreviated options are not accepted (``--learning_rat`` is an unknown key, not ``--learning_rate``);
-    every value is checked by `_Key.check` before any dataclass is built.
+    every value is checked by `_Key.check` before any dataclass is built. A field's ``aliases`` (dataclass field
+    metadata, e.g. ``["--max_seq_length"]``) are old names of its key: they are still accepted, in the YAML and on
+    the command line, with a `FutureWarning` naming the new key.
     """
 
     def __init__(self, dataclass_types: Any, **kwargs: Any) -> None:
@@ -306,6 +309,17 @@ class RecipeParser(HfArgumentParser):
                     action = next(a for a in self._actions if a.dest == f.name)
                     accepts = f.metadata.get("accepts", ranges.get(f.name))
                     self.keys[f.name] = _Key(f.name, dtype, hints[f.name], action.choices, accepts)
+        self.old_names = self.deprecated_aliases()
+
+    def deprecated_aliases(self) -> dict[str, str]:
+        """Old key -> its key today, for every field declared with ``aliases``."""
+        old_names = {}
+        for action in self._actions:
+            for option in action.option_strings:
+                name = option.lstrip("-")
+                if option.startswith("--") and name.replace("-", "_") not in (action.dest, f"no_{action.dest}"):
+                    old_names[name] = action.dest
+        return old_names
 
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
@@ -325,6 +339,10 @@ class RecipeParser(HfArgumentParser):
         if argv and not argv[0].startswith("-"):
             recipe_path, argv = argv[0], argv[1:]
             values.update(self.check_values(load_yaml(recipe_path), source=f"in {recipe_path}"))
+        for arg in argv:
+            name = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
+            if name in self.old_names:
+                _warn_deprecated(name, self.old_names[name], "the command line")
         values.update(self.check_values(self._parse_command_line(argv), source="on the command line"))
         check_training_steps(values, self.keys)
         outputs = []
@@ -341,6 +359,9 @@ class RecipeParser(HfArgumentParser):
         """``values`` converted by their keys' types; unknown keys and bad values raise `RecipeError`."""
         checked = {}
         for key, value in values.items():
+            if key in self.old_names and key not in self.keys:
+                _warn_deprecated(key, self.old_names[key], source.removeprefix("in "))
+                key = self.old_names[key]
             if key not in self.keys:
                 close = difflib.get_close_matches(str(key), list(self.keys), n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -374,6 +395,14 @@ class RecipeParser(HfArgumentParser):
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise RecipeError(f"unknown key {token.split('=', 1)[0]!r} on the command line{hint}")
         return vars(namespace)
+
+
+def _warn_deprecated(old: str, new: str, source: str) -> None:
+    warnings.warn(
+        f"{old!r} (in {source}) is deprecated and will be removed: use {new!r}, which means the same",
+        FutureWarning,
+        stacklevel=4,
+    )
 
 
 def check_training_steps(values: dict[str, Any], keys: dict[str, _Key]) -> None:

@@ -65,8 +65,13 @@ class PretrainDataArguments:
             "accepts": between(0, 100, high_open=True),
         },
     )
-    max_seq_length: int = field(
-        default=128, metadata={"help": "Tokens per training sequence, [CLS] included.", "accepts": at_least(3)}
+    max_length: int = field(
+        default=128,
+        metadata={
+            "help": "Tokens per training sequence, [CLS] included (max_seq_length: its deprecated old name).",
+            "aliases": ["--max_seq_length"],
+            "accepts": at_least(3),
+        },
     )
     line_by_line: bool = field(
         default=False,
@@ -74,7 +79,7 @@ class PretrainDataArguments:
     )
     pad_to_max_length: bool = field(
         default=False,
-        metadata={"help": "With line_by_line: pad every sequence to max_seq_length (else to the batch's longest)."},
+        metadata={"help": "With line_by_line: pad every sequence to max_length (else to the batch's longest)."},
     )
     mlm_probability: float = field(
         default=0.15,
