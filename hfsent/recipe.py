@@ -260,6 +260,8 @@ class _Key:
 
     def check(self, value: Any, source: str) -> Any:
         """``value`` converted to this key's type; a `RecipeError` naming key, value and source if it does not fit."""
+        if isinstance(value, bool) and self.choices and ("yes" if value else "no") in self.choices:
+            value = "yes" if value else "no"  # YAML 1.1 reads `eval_strategy: no` as false
         try:
             converted = _convert(value, self.hint)
         except _NoMatch:

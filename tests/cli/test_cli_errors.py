@@ -199,3 +199,17 @@ def test_an_unexpected_failure_is_one_line_unless_debug(
     monkeypatch.setenv("HFSENT_DEBUG", "1")
     assert hfsent_main(["train", str(recipe)]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_values_keep_their_meaning_through_the_checks(tmp_path):
+    """`eval_strategy: no` (YAML 1.1 reads a bool), a whole number for a float key and `--key null` still work."""
+    from hfsent.finetune.arguments import DataArguments, HfSentTrainingArguments, ModelArguments
+    from hfsent.recipe import RecipeParser
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("eval_strategy: no\nsave_strategy: no\nload_best_model_at_end: false\nwarmup_steps: 100\n")
+    parser = RecipeParser((ModelArguments, DataArguments, HfSentTrainingArguments))
+    model_args, _, training_args = parser.parse_recipe([str(recipe), "--use_cpu", "--model_name_or_path", "null"])
+    assert training_args.eval_strategy == "no" and training_args.save_strategy == "no"
+    assert training_args.warmup_steps == 100 and isinstance(training_args.warmup_steps, int)
+    assert model_args.model_name_or_path is None
