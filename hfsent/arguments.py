@@ -8,9 +8,12 @@ which tokenizer to load (`ModelSourceArguments.tokenizer_source`). `build_config
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 
+from .datasource import looks_like_local_path
 from .recipe import RecipeError
 
 
@@ -38,9 +41,59 @@ class ModelSourceArguments:
         metadata={"help": "Tokenizer (Hub id or folder); default: model_name_or_path, then config_name."},
     )
 
+    # the checkpoints (``model_name_or_path``, ``config_name``) a recipe can start from, by ``model_type``
+    accepted_model_types: ClassVar[tuple[str, ...]] = ("bert",)
+
     def tokenizer_source(self) -> str | None:
         """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
         return self.tokenizer_name or self.model_name_or_path or self.config_name
+
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> None:
+        """Fail before any data or weights load, with a `RecipeError` naming the key: a local path named that does
+        not exist, a checkpoint/config whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint),
+        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``."""
+        for key, what in (("model_name_or_path", "model"), ("config_name", "config"), ("tokenizer_name", "tokenizer")):
+            check_local_source(key, getattr(self, key), what)
+        config = build_config(
+            self.model_name_or_path,
+            self.config_name,
+            self.config_overrides,
+            model_type=self.accepted_model_types[0],
+            cache_dir=cache_dir,
+            accepted_model_types=self.accepted_model_types,
+        )
+        limit = getattr(config, "max_position_embeddings", None)
+        if max_length is not None and limit is not None and max_length > limit:
+            raise RecipeError(
+                f"invalid value for 'max_length': {max_length}; expected an integer in [1, {limit}] "
+                "(the model's max_position_embeddings)"
+            )
+
+
+def check_local_source(key: str, value: str | None, what: str = "model") -> None:
+    """``<what> not found: '<path>'`` (a `RecipeError`) for a ``value`` that names a local path that does not exist.
+
+    A value that is not a path (``name`` or ``owner/name``) is a Hub id and is left to the Hub.
+    """
+    if not value or Path(value).expanduser().exists():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        hub_id = not looks_like_local_path(value) and validate_repo_id(value) is None
+    except HFValidationError:
+        hub_id = False
+    if not hub_id:
+        raise RecipeError(f"{what} not found: {value!r} ({key}: a local folder, or a Hub id 'owner/name')")
+
+
+def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | None = None) -> PretrainedConfig:
+    """``AutoConfig.from_pretrained(source)``; a config that cannot be loaded raises `RecipeError` naming ``key``."""
+    try:
+        return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:
+        first_line = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line}") from err
 
 
 def build_config(
@@ -49,20 +102,26 @@ def build_config(
     config_overrides: str | None = None,
     model_type: str = "bert",
     cache_dir: str | None = None,
+    accepted_model_types: tuple[str, ...] | None = None,
 ) -> PretrainedConfig:
     """Build the model config a recipe asks for.
 
     The config comes from ``config_name`` (Hub id or local folder) if given, else from
     ``model_name_or_path``, else it is a fresh default config of ``model_type``. ``config_overrides``
-    (``"num_hidden_layers=4,hidden_size=256"``) is then applied with type checks; an unknown key or
-    a config that cannot be loaded raises `RecipeError`.
+    (``"num_hidden_layers=4,hidden_size=256"``) is then applied with type checks; an unknown key, a
+    config that cannot be loaded or one whose ``model_type`` is not in ``accepted_model_types`` (when given)
+    raises `RecipeError`.
     """
     source = config_name or model_name_or_path
     if source:
-        try:
-            config = AutoConfig.from_pretrained(source, cache_dir=cache_dir)
-        except (OSError, ValueError) as err:
-            raise RecipeError(f"could not load a model config from {source!r}: {err}") from err
+        key = "config_name" if config_name else "model_name_or_path"
+        config = load_config(source, key, cache_dir=cache_dir)
+        if accepted_model_types and config.model_type not in accepted_model_types:
+            accepted = " or ".join(repr(t) for t in accepted_model_types)
+            raise RecipeError(
+                f"invalid value for {key!r}: {source!r} is a {config.model_type!r} checkpoint; expected model_type "
+                f"{accepted}"
+            )
     else:
         if model_type not in CONFIG_MAPPING:
             raise RecipeError(f"unknown model_type {model_type!r}")
@@ -75,4 +134,4 @@ def build_config(
     return config
 
 
-__all__ = ["ModelSourceArguments", "build_config"]
+__all__ = ["ModelSourceArguments", "build_config", "check_local_source", "load_config"]

@@ -2,12 +2,23 @@
 
 Each command lives in its own module and exposes ``main(argv: list[str]) -> int``; it is imported
 only when run, so ``hfsent --help`` stays fast.
+
+Every failure ends as one line ``hfsent <command>: error: ...`` on stderr. Commands report what they
+detect themselves (bad input: exit 2); what escapes them is formatted here: an environment failure
+(read-only or full disk, permission denied, port in use, network) exits 1 naming the path or
+address, anything else exits 1 with its type and message, and Ctrl-C exits 130 (for ``train`` and
+``pretrain`` with the command that resumes the run). ``--debug`` anywhere on the command line, or
+``HFSENT_DEBUG=1``, also prints the traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
+import traceback
+
+from .errors import debug_enabled, describe_environment_error, environment_error, set_debug
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -18,18 +29,59 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("hfsent.commands.export", "export a model to ONNX (optionally int8-quantized), with a parity check"),
     "serve": ("hfsent.commands.serve", "serve a model over HTTP (Inference Endpoints text-classification API)"),
 }
+# commands whose runs save checkpoints that ``--resume_from_checkpoint last`` continues from
+RESUMABLE = ("train", "pretrain")
+
+DEBUG_FLAG = "--debug"
+DEBUG_HINT = f"(run with {DEBUG_FLAG} or HFSENT_DEBUG=1 for the traceback)"
+EXIT_INTERRUPTED = 130
 
 
 def _usage() -> str:
     lines = ["usage: hfsent <command> [args...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
     lines += ["", "Run `hfsent <command> --help` for a command's options."]
+    lines += [f"Add {DEBUG_FLAG} (or set HFSENT_DEBUG=1) to any command to see the traceback of a failure."]
     return "\n".join(lines)
 
 
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def describe_failure(err: BaseException) -> tuple[int, str]:
+    """``(exit code, one-line message)`` for an exception that escaped a command."""
+    from .recipe import RecipeError
+
+    if isinstance(err, RecipeError):
+        return 2, _first_line(str(err))
+    env = environment_error(err)
+    if env is not None:
+        return 1, describe_environment_error(env)
+    message = _first_line(str(err))
+    return 1, f"{type(err).__name__}{': ' + message if message else ''} {DEBUG_HINT}"
+
+
+def resume_command(name: str, args: list[str]) -> str:
+    """The command line that resumes an interrupted ``hfsent <name> args`` from its last checkpoint."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint" or arg == "--resume-from-checkpoint":
+            skip = True
+        elif not arg.startswith(("--resume_from_checkpoint=", "--resume-from-checkpoint=")) and arg != DEBUG_FLAG:
+            kept.append(arg)
+    return shlex.join(["hfsent", name, *kept, "--resume_from_checkpoint", "last"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``hfsent`` console script."""
+    """Entry point of the ``hfsent`` console script (and of ``recipes/*.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_debug(DEBUG_FLAG in argv)
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -42,8 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"hfsent: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    prog = f"hfsent {name}"
+    try:
+        return _run(name, prog, rest)
+    finally:
+        set_debug(False)
+
+
+def _run(name: str, prog: str, rest: list[str]) -> int:
+    """Run one command; what escapes it becomes one line on stderr and an exit code."""
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        if debug_enabled():
+            traceback.print_exc()
+        hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if debug_enabled():
+            traceback.print_exc()
+        code, message = describe_failure(err)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ A thin script over `hfsent.finetune.finetune`; ``hfsent train`` runs the same jo
 
 import sys
 
-from hfsent.commands.train import main
+from hfsent.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -5,7 +5,7 @@ accelerate launch recipes/pretrain.py recipes/pretrain/zh-mini.yaml [--key value
 
 import sys
 
-from hfsent.commands.pretrain import main
+from hfsent.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["pretrain", *sys.argv[1:]]))

@@ -7,11 +7,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
 from ..configuration_hfsent import POOLING_CHOICES
+from ..recipe import SEED, RecipeError, at_least, between, check_ranges
 from ..runs import RunTrainingArguments
+from ..tokenizer import BERT_SPECIAL_TOKENS
 from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
@@ -28,28 +34,49 @@ class ModelArguments(ModelSourceArguments):
     tokenizer_vocab_size: int | None = field(
         default=None,
         metadata={
-            "help": "Instead of loading a tokenizer, train a WordPiece tokenizer of this size on the train split."
+            "help": "Instead of loading a tokenizer, train a WordPiece tokenizer of this size on the train split.",
+            "accepts": at_least(len(BERT_SPECIAL_TOKENS) + 1),
         },
     )
     pooling: str = field(
         default="cls", metadata={"help": "Head input: raw [CLS] or BERT's pooler.", "choices": list(POOLING_CHOICES)}
     )
-    classifier_dropout: float | None = field(default=None, metadata={"help": "Dropout before the head."})
+    classifier_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout before the head.", "accepts": between(0, 1, high_open=True)}
+    )
     pos_weight: str | None = field(
         default=None, metadata={"help": "BCE weight of positives: a number, or 'auto' (n_negative / n_positive)."}
     )
     use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the encoder (head fully trained)."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank.", "accepts": at_least(1)})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha.", "accepts": at_least(1)})
+    lora_dropout: float = field(
+        default=0.1, metadata={"help": "LoRA dropout.", "accepts": between(0, 1, high_open=True)}
+    )
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["query", "key", "value", "dense"], metadata={"help": "Encoder modules given adapters."}
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint's repo."})
 
+    accepted_model_types: ClassVar[tuple[str, ...]] = ("bert", "hfsent")
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if str(self.model_name_or_path).lower() in ("", "none", "null"):
             self.model_name_or_path = None  # `--model_name_or_path null` on the command line
+        if self.pos_weight is not None and self.pos_weight.lower() in ("", "none", "null"):
+            self.pos_weight = None
+        if self.pos_weight not in (None, "auto"):
+            try:
+                weight = float(self.pos_weight)
+            except ValueError:
+                weight = math.nan
+            if not weight > 0:
+                raise RecipeError(
+                    f"invalid value for 'pos_weight': {self.pos_weight!r}; expected a number > 0 or 'auto'"
+                )
+        if self.use_lora and not self.lora_target_modules:
+            raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one encoder module name")
         if self.model_name_or_path and (self.config_name or self.config_overrides):
             raise ValueError(
                 "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
@@ -70,7 +97,10 @@ class DataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
     text_column: str = field(default="review", metadata={"help": "Column holding the text."})
     label_column: str = field(default="label", metadata={"help": "Column holding the 0/1 label (1 = positive)."})
-    max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens (no padding)."})
+    max_length: int = field(
+        default=128,
+        metadata={"help": "Truncate texts to this many tokens (no padding).", "accepts": at_least(1)},
+    )
     invalid_labels: str = field(
         default="drop",
         metadata={
@@ -83,28 +113,39 @@ class DataArguments:
         metadata={"help": "Drop repeated texts (keep the first; texts seen with both labels are dropped)."},
     )
     max_rows: int | None = field(
-        default=None, metadata={"help": "Keep only the first N rows after cleaning, before splitting."}
+        default=None,
+        metadata={"help": "Keep only the first N rows after cleaning, before splitting.", "accepts": at_least(1)},
     )
     test_split_size: float = field(
-        default=0.1, metadata={"help": "Share of rows held out as test when the data has no test split."}
+        default=0.1,
+        metadata={
+            "help": "Share of rows held out as test when the data has no test split.",
+            "accepts": between(0, 1, high_open=True),
+        },
     )
     validation_split_size: float = field(
         default=0.1,
-        metadata={"help": "Share of the training rows held out for validation when the data has no validation split."},
+        metadata={
+            "help": "Share of the training rows held out for validation when the data has no validation split.",
+            "accepts": between(0, 1, high_open=True),
+        },
     )
-    split_seed: int = field(default=42, metadata={"help": "Seed of the stratified splits."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    split_seed: int = field(default=42, metadata={"help": "Seed of the stratified splits.", "accepts": SEED})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set (debugging).", "accepts": at_least(1)}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the validation set.", "accepts": at_least(1)}
+    )
+    max_test_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the test set.", "accepts": at_least(1)}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenization.", "accepts": at_least(1)}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("test_split_size", "validation_split_size"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        check_ranges(self)
 
 
 @dataclass
@@ -112,8 +153,13 @@ class HfSentTrainingArguments(RunTrainingArguments):
     """`TrainingArguments` with defaults for sentiment fine-tuning, plus hfsent's own options."""
 
     output_dir: str | None = field(default="outputs/hfsent", metadata={"help": "Where the model and results go."})
-    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on validation data."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    eval_strategy: str = field(
+        default="epoch",
+        metadata={"help": "When to evaluate on validation data.", "choices": [s.value for s in IntervalStrategy]},
+    )
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "When to save checkpoints.", "choices": [s.value for s in SaveStrategy]}
+    )
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Reload the best checkpoint at the end."})
     metric_for_best_model: str | None = field(default="roc_auc", metadata={"help": "Validation metric for 'best'."})
@@ -134,7 +180,8 @@ class HfSentTrainingArguments(RunTrainingArguments):
             "help": (
                 "group_by_length_stratified: optimizer steps per length group (1: every step a random sample, "
                 "only sorted into its micro-batches)."
-            )
+            ),
+            "accepts": at_least(1),
         },
     )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
@@ -142,7 +189,8 @@ class HfSentTrainingArguments(RunTrainingArguments):
         default="none", metadata={"help": "none, tensorboard, trackio, ..."}
     )
     early_stopping_patience: int | None = field(
-        default=3, metadata={"help": "Stop after N evaluations without improvement (null: never)."}
+        default=3,
+        metadata={"help": "Stop after N evaluations without improvement (null: never).", "accepts": at_least(1)},
     )
     threshold_objective: str = field(
         default="f1",
@@ -170,9 +218,8 @@ class HfSentTrainingArguments(RunTrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         super().__post_init__()
-        if self.length_group_steps < 1:
-            raise ValueError(f"length_group_steps must be >= 1 (1: random steps), got {self.length_group_steps}")
 
 
 __all__ = ["DataArguments", "HfSentTrainingArguments", "ModelArguments"]

@@ -93,6 +93,7 @@ def finetune(
     resume = resolve_resume_checkpoint(training_args)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
+    model_args.check_sources(max_length=data_args.max_length)
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column], training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
@@ -185,16 +186,20 @@ def finetune(
     staging = output_dir / STAGING_DIR
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        save_recipe(staging, model_args, data_args, training_args)
-        trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
-        _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
-        copy_endpoint_handler(staging)
-        card.save(staging, results)  # README.md: rendered offline, never raises
-        _finalize_output(staging, output_dir)
+        try:
+            staging.mkdir(parents=True)
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            save_recipe(staging, model_args, data_args, training_args)
+            trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+            _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
+            copy_endpoint_handler(staging)
+            card.save(staging, results)  # README.md: rendered offline, never raises
+            _finalize_output(staging, output_dir)
+        except BaseException:  # a full disk, Ctrl-C: no half-written output is left behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(output_dir / TOKENIZER_DIR, ignore_errors=True)  # the ranks' copy; the output holds it
         logger.info("Saved the model and results to %s", output_dir)
     trainer.accelerator.wait_for_everyone()

@@ -63,15 +63,12 @@ def build_tokenizer(
 
 
 def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
-    if model_args.pos_weight in (None, "", "none", "null"):
+    if model_args.pos_weight is None:
         return None
     if model_args.pos_weight == "auto":
         positives = int(np.sum(train_labels))
         return (len(train_labels) - positives) / max(positives, 1)
-    try:
-        return float(model_args.pos_weight)
-    except ValueError:
-        raise ModelError(f"pos_weight must be a number or 'auto', got {model_args.pos_weight!r}") from None
+    return float(model_args.pos_weight)  # a number > 0: checked by ModelArguments
 
 
 def build_model(

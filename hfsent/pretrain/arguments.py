@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..arguments import ModelSourceArguments
-from ..recipe import RecipeError
+from ..recipe import PROBABILITY, RecipeError, at_least, between, check_ranges
 
 
 @dataclass
@@ -46,21 +46,31 @@ class PretrainDataArguments:
     )
     source_mixing: str = field(
         default="concatenate",
-        metadata={"help": "'concatenate' the sources, or 'interleave' them (with source_probabilities)."},
+        metadata={
+            "help": "'concatenate' the sources, or 'interleave' them (with source_probabilities).",
+            "choices": ["concatenate", "interleave"],
+        },
     )
     source_probabilities: list[float] | None = field(
         default=None,
-        metadata={"help": "With source_mixing=interleave: sampling probability of each source."},
+        metadata={
+            "help": "With source_mixing=interleave: sampling probability of each source.",
+            "accepts": PROBABILITY,
+        },
     )
     validation_split_percentage: float = field(
         default=5.0,
-        metadata={"help": "Percentage of each source's documents held out for evaluation; 0 for none."},
+        metadata={
+            "help": "Percentage of each source's documents held out for evaluation; 0 for none.",
+            "accepts": between(0, 100, high_open=True),
+        },
     )
     max_length: int = field(
         default=128,
         metadata={
             "help": "Tokens per training sequence, [CLS] included (max_seq_length: its deprecated old name).",
             "aliases": ["--max_seq_length"],
+            "accepts": at_least(3),
         },
     )
     line_by_line: bool = field(
@@ -71,19 +81,36 @@ class PretrainDataArguments:
         default=False,
         metadata={"help": "With line_by_line: pad every sequence to max_length (else to the batch's longest)."},
     )
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens (or words) selected."})
-    mask_replace_prob: float = field(default=0.8, metadata={"help": "Of the selected: share replaced by [MASK]."})
-    random_replace_prob: float = field(default=0.1, metadata={"help": "Of the selected: share replaced at random."})
+    mlm_probability: float = field(
+        default=0.15,
+        metadata={
+            "help": "Share of tokens (or words) selected.",
+            "accepts": between(0, 1, low_open=True, high_open=True),
+        },
+    )
+    mask_replace_prob: float = field(
+        default=0.8, metadata={"help": "Of the selected: share replaced by [MASK].", "accepts": PROBABILITY}
+    )
+    random_replace_prob: float = field(
+        default=0.1, metadata={"help": "Of the selected: share replaced at random.", "accepts": PROBABILITY}
+    )
     whole_word_mask: bool = field(
         default=False,
         metadata={"help": "Chinese whole-word masking: words from jieba; all characters of a chosen word together."},
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many train sequences."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most this many eval sequences."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many train sequences.", "accepts": at_least(1)}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep at most this many eval sequences.", "accepts": at_least(1)}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenization.", "accepts": at_least(1)}
+    )
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached tokenization."})
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if isinstance(self.dataset_name, str):
             self.dataset_name = [self.dataset_name]
         if isinstance(self.text_column, str):
@@ -97,8 +124,6 @@ class PretrainDataArguments:
             values = getattr(self, key)
             if len(values) not in (0, 1, n) or (key == "text_column" and not values):
                 raise RecipeError(f"{key} must hold one value or one per source ({n}), got {values!r}")
-        if self.source_mixing not in ("concatenate", "interleave"):
-            raise RecipeError(f"source_mixing must be 'concatenate' or 'interleave', got {self.source_mixing!r}")
         if self.source_probabilities is not None:
             if self.source_mixing != "interleave":
                 raise RecipeError("source_probabilities needs source_mixing: interleave")
@@ -106,16 +131,8 @@ class PretrainDataArguments:
                 raise RecipeError(
                     f"source_probabilities must be {n} numbers summing to 1, got {self.source_probabilities}"
                 )
-        if not 0.0 <= self.validation_split_percentage < 100.0:
-            raise RecipeError(
-                f"validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}"
-            )
-        if self.max_length < 3:
-            raise RecipeError(f"max_length must be at least 3, got {self.max_length}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise RecipeError(f"mlm_probability must be strictly between 0 and 1, got {self.mlm_probability}")
         replace = (self.mask_replace_prob, self.random_replace_prob)
-        if min(replace) < 0 or sum(replace) > 1:
+        if sum(replace) > 1:
             raise RecipeError(f"mask_replace_prob and random_replace_prob must be >= 0 with sum <= 1, got {replace}")
         if self.pad_to_max_length and not self.line_by_line:
             raise RecipeError("pad_to_max_length only applies with line_by_line (packed blocks are full already)")

@@ -93,8 +93,6 @@ def build_model(
         model_args.config_overrides,
         cache_dir=model_args.cache_dir,
     )
-    if config.model_type != "bert":
-        raise RecipeError(f"MLM pretraining supports BERT models (model_type 'bert'), got {config.model_type!r}")
     if max_length > config.max_position_embeddings:
         raise RecipeError(
             f"max_length {max_length} exceeds the model's max_position_embeddings {config.max_position_embeddings}"
@@ -174,6 +172,7 @@ def run_pretraining(
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
+    model_args.check_sources(max_length=data_args.max_length, cache_dir=model_args.cache_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
     # One run per output folder: another run there (or other files) needs overwrite_output_dir.

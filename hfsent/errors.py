@@ -1,0 +1,78 @@
+"""Telling environment failures (disk full, read-only, permission, port, network) from everything else.
+
+`hfsent.cli` formats what escapes a command with these; commands that know the path at stake (the
+recipe commands' ``output_dir``) use `environment_error` to name it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+# OSErrors that come from the machine, not from hfsent or the user's input
+_ENVIRONMENT_ERRNO_NAMES = (
+    "EACCES",
+    "EPERM",
+    "EROFS",
+    "ENOSPC",
+    "EDQUOT",
+    "EFBIG",
+    "EIO",
+    "EMFILE",
+    "ENFILE",
+    "ENOMEM",
+    "EADDRINUSE",
+    "EADDRNOTAVAIL",
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ECONNABORTED",
+    "ENETUNREACH",
+    "ENETDOWN",
+    "EHOSTUNREACH",
+    "ETIMEDOUT",
+    "EPIPE",
+)
+ENVIRONMENT_ERRNOS = frozenset(getattr(errno, name) for name in _ENVIRONMENT_ERRNO_NAMES if hasattr(errno, name))
+DEBUG_ENV = "HFSENT_DEBUG"
+_debug_flag = False
+
+
+def set_debug(enabled: bool) -> None:
+    """Turn tracebacks on for this process (``hfsent ... --debug``); `HFSENT_DEBUG` turns them on too."""
+    global _debug_flag
+    _debug_flag = enabled
+
+
+def debug_enabled() -> bool:
+    """Whether failures should also print their traceback (``--debug`` or ``HFSENT_DEBUG=1``)."""
+    return _debug_flag or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+# Rust-backed writers (safetensors, tokenizers) report an OS error inside their own exception type
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def environment_error(err: BaseException | None) -> OSError | None:
+    """The OSError of an environment kind (`ENVIRONMENT_ERRNOS`) behind ``err`` (its causes included), if any.
+
+    An error of a Rust-backed library that says ``(os error 28)`` counts too (as an OSError without a path).
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:
+            return err
+        match = _RUST_OS_ERROR.search(str(err))
+        if match and int(match.group(1)) in ENVIRONMENT_ERRNOS:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def describe_environment_error(err: OSError) -> str:
+    """One line naming what failed, where and the errno: ``No space left on device: '/out' (ENOSPC)``."""
+    where = next((repr(str(p)) for p in (err.filename, err.filename2) if p), None)
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{reason}{': ' + where if where else ''} ({errno.errorcode.get(err.errno, err.errno)})"

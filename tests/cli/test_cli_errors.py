@@ -1,0 +1,215 @@
+"""Bad recipe values, bad checkpoints and environment faults end as ONE line through the public CLI.
+
+Every case runs ``hfsent.cli.main([...])`` in-process, as a user's ``hfsent train``/``hfsent pretrain`` would.
+Convention (issue 12): exit 2 for bad input, 1 for environment failures, 130 for Ctrl-C; a traceback only
+with ``--debug`` or ``HFSENT_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import resource
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hfsent.cli import COMMANDS
+from hfsent.cli import main as hfsent_main
+
+from ..fixtures.helpers import tiny_recipe
+
+
+def _one_error_line(capsys, prog: str = "hfsent train") -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: ")]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("max_length", 64.7, "expected an integer"),
+        ("seed", 1.5, "expected an integer"),
+        ("dataset_name", ["a.csv", "b.csv"], "expected a string"),
+        ("per_device_train_batch_size", 0, "expected an integer >= 1"),
+        ("learning_rate", -1, "expected a number > 0"),
+        ("num_train_epochs", 0, "expected a number > 0 (or max_steps >= 1)"),
+        ("num_train_epochs", -1, "expected a number >= 0"),
+    ],
+)
+def test_recipe_values_are_checked_by_type_and_range_before_any_work(
+    key, value, expected, tmp_path, tokenizer_dir, review_csv, capsys
+):
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, **{key: value})
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert f"invalid value for {key!r}" in line and repr(value) in line
+    assert expected in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--learning_rat", "--num_train", "--learning_rte"])
+def test_command_line_keys_must_be_exact(option, tmp_path, tokenizer_dir, review_csv, capsys):
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv)
+    assert hfsent_main(["train", str(recipe), option, "1e-3"]) == 2
+    line = _one_error_line(capsys)
+    assert f"unknown key {option!r} on the command line; did you mean" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_gpt2_checkpoint_is_rejected_by_its_model_type(tmp_path, tokenizer_dir, review_csv, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=64)).save_pretrained(gpt2)
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(gpt2), config_overrides=None)
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert "'gpt2'" in line and str(gpt2) in line and "'bert'" in line and "'hfsent'" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key", ["model_name_or_path", "tokenizer_name", "config_name", "resume_from_checkpoint"])
+def test_a_missing_local_path_is_named(key, tmp_path, tokenizer_dir, review_csv, capsys):
+    missing = tmp_path / "no" / "such-model"
+    keys = {key: str(missing)}
+    if key == "model_name_or_path":
+        keys["config_overrides"] = None
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, **keys)
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert f"not found: '{missing}'" in line and key in line
+    assert "Repo id" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_pretrain_rejects_a_missing_checkpoint_the_same_way(tmp_path, tokenizer_dir, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("物流很快\n质量很好\n", encoding="utf-8")
+    missing = tmp_path / "nope"
+    argv = ["pretrain", "--model_name_or_path", str(missing), "--dataset_name", str(corpus)]
+    assert hfsent_main([*argv, "--output_dir", str(tmp_path / "out"), "--use_cpu"]) == 2
+    line = _one_error_line(capsys, "hfsent pretrain")
+    assert f"not found: '{missing}'" in line and "model_name_or_path" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def read_only_dir():
+    """A folder no one but root may write to (the test runs hfsent as user nobody where it runs as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="hfsent-ro-"))
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+    folder.rmdir()
+
+
+def test_an_unwritable_output_folder_exits_1_naming_it(read_only_dir, tmp_path, tokenizer_dir, review_csv, capsys):
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, output_dir=str(read_only_dir / "out"))
+    recipe.chmod(0o644)
+    importlib.import_module(COMMANDS["train"][0])  # the interpreter may live where user nobody cannot read
+    as_root = os.geteuid() == 0
+    dirs = [p for p in (tmp_path, *tmp_path.parents) if p != Path("/")]
+    modes = {p: p.stat().st_mode for p in dirs}
+    try:
+        if as_root:  # root writes anywhere: run as user nobody, who may read the recipe but not write the folder
+            for p in dirs:
+                p.chmod(modes[p] | 0o555)
+            try:
+                os.seteuid(65534)
+            except PermissionError:
+                pytest.skip("root without CAP_SETUID: cannot make a folder unwritable here")
+        code = hfsent_main(["train", str(recipe)])
+    finally:
+        if as_root:
+            if os.geteuid() != 0:
+                os.seteuid(0)
+            for p, mode in modes.items():
+                p.chmod(mode)
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert "not writable" in line and f"'{read_only_dir / 'out'}'" in line
+    assert list(read_only_dir.iterdir()) == []
+
+
+def test_a_full_disk_exits_1_naming_the_folder_and_leaves_no_half_written_output(
+    tmp_path, tokenizer_dir, review_csv, capsys
+):
+    """The disk "fills" at 200 kB: RLIMIT_FSIZE makes any larger write fail (EFBIG; Python ignores SIGXFSZ),
+    the same path through hfsent as ENOSPC. The first large file is the model saved at the end."""
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=1, save_strategy="no")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+    try:
+        code = hfsent_main(["train", str(recipe), "--load_best_model_at_end", "false"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert "File too large" in line and "(EFBIG)" in line and str(tmp_path / "out") in line
+    out = tmp_path / "out"
+    assert not (out / ".staging").exists()
+    assert not (out / "config.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_ctrl_c_exits_130_with_the_resume_command(tmp_path, tokenizer_dir, review_csv, capsys):
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=100)
+    out = tmp_path / "out"
+
+    def press_ctrl_c_after_the_first_checkpoint() -> None:
+        deadline = time.monotonic() + 120
+        while not any(out.glob("checkpoint-*/trainer_state.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_after_the_first_checkpoint, daemon=True).start()
+    assert hfsent_main(["train", str(recipe), "--learning_rate", "1e-3"]) == 130
+    line = _one_error_line(capsys)
+    assert line == (
+        f"hfsent train: interrupted; resume with: hfsent train {recipe} --learning_rate 1e-3 "
+        "--resume_from_checkpoint last"
+    )
+    assert not (out / ".staging").exists() and not (out / "config.json").exists()  # no final output
+    assert any(out.glob("checkpoint-*"))  # what resuming continues from
+
+
+def test_an_unexpected_failure_is_one_line_unless_debug(
+    tmp_path, tiny_checkpoint, tokenizer_dir, review_csv, capsys, monkeypatch
+):
+    weights = tiny_checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a truncated download
+    recipe = tiny_recipe(
+        tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(tiny_checkpoint), config_overrides=None
+    )
+    monkeypatch.delenv("HFSENT_DEBUG", raising=False)
+    assert hfsent_main(["train", str(recipe)]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith("hfsent train: error: SafetensorError: ")
+    assert line.endswith("(run with --debug or HFSENT_DEBUG=1 for the traceback)")
+
+    assert hfsent_main(["train", "--debug", str(recipe)]) == 1  # --debug anywhere on the command line
+    assert "Traceback" in capsys.readouterr().err
+    monkeypatch.setenv("HFSENT_DEBUG", "1")
+    assert hfsent_main(["train", str(recipe)]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_values_keep_their_meaning_through_the_checks(tmp_path):
+    """`eval_strategy: no` (YAML 1.1 reads a bool), a whole number for a float key and `--key null` still work."""
+    from hfsent.finetune.arguments import DataArguments, HfSentTrainingArguments, ModelArguments
+    from hfsent.recipe import RecipeParser
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("eval_strategy: no\nsave_strategy: no\nload_best_model_at_end: false\nwarmup_steps: 100\n")
+    parser = RecipeParser((ModelArguments, DataArguments, HfSentTrainingArguments))
+    model_args, _, training_args = parser.parse_recipe([str(recipe), "--use_cpu", "--model_name_or_path", "null"])
+    assert training_args.eval_strategy == "no" and training_args.save_strategy == "no"
+    assert training_args.warmup_steps == 100 and isinstance(training_args.warmup_steps, int)
+    assert model_args.model_name_or_path is None
