@@ -23,7 +23,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .tokenizer import load_tokenizer
+from .tokenizer import fit_tokenizer_to_model, load_tokenizer
 
 BACKENDS = ("torch", "onnx")
 # A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
@@ -66,7 +66,7 @@ def load_model_and_tokenizer(
     model.eval()
     if device is not None:
         model.to(device)
-    return model, load_tokenizer(name_or_path)
+    return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
 
 
 def load_backend(name_or_path: str, backend: str = "torch", threads: int | None = None) -> InferenceBackend:

@@ -53,7 +53,7 @@ from .modeling_hfsent import HfSentModel
 from .plots import save_evaluation_plots, save_training_curves
 from .recipe import RecipeError, save_recipe
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
-from .tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
+from .tokenizer import fit_tokenizer_to_model, load_recipe_tokenizer, train_wordpiece_tokenizer
 
 logger = logging.getLogger("hfsent")
 
@@ -324,6 +324,8 @@ def finetune(
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
     tokenized = tokenize_splits(splits, tokenizer, data_args, training_args.main_process_first)
     model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length)
+    # The checkpoints (checkpoint-*, the output) carry a tokenizer that truncates to what the model takes.
+    fit_tokenizer_to_model(tokenizer, model.config)
     resume = resolve_resume_checkpoint(training_args)
 
     has_validation = "validation" in tokenized
