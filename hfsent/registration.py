@@ -72,8 +72,8 @@ def register_peft() -> None:
 
 # trigger module -> registration still to run
 _pending: dict[str, Callable[[], None]] = {}
-_lock = threading.RLock()
-_running = False
+_lock = threading.Lock()  # guards _pending; never held while a registration runs (it imports modules)
+_local = threading.local()  # .running: this thread is running registrations (their imports come back here)
 
 
 def _loaded(name: str, just_loaded: str | None = None) -> bool:
@@ -96,23 +96,23 @@ def _mid_import(just_loaded: str | None = None) -> bool:
 
 def run_ready(just_loaded: str | None = None) -> None:
     """Run every pending registration whose trigger module is loaded, unless a watched import is under way."""
-    global _running
+    if getattr(_local, "running", False) or not any(_loaded(t, just_loaded) for t in list(_pending)):
+        return
+    if _mid_import(just_loaded):
+        return  # the import under way ends with another call here
     with _lock:
-        if _running or not _pending or _mid_import(just_loaded):
-            return
-        _running = True
-        try:
-            for trigger, register in list(_pending.items()):
-                if _loaded(trigger, just_loaded):
-                    del _pending[trigger]
-                    try:
-                        register()
-                    except Exception as err:  # a broken registration must not break the user's import
-                        warnings.warn(f"hfsent could not register with {trigger}: {err!r}", stacklevel=2)
-        finally:
-            _running = False
+        ready = [(t, _pending.pop(t)) for t in list(_pending) if _loaded(t, just_loaded)]
         if not _pending:
             _remove_finder()
+    _local.running = True
+    try:
+        for trigger, register in ready:
+            try:
+                register()
+            except Exception as err:  # a broken registration must not break the user's import
+                warnings.warn(f"hfsent could not register with {trigger}: {err!r}", stacklevel=2)
+    finally:
+        _local.running = False
 
 
 class _RunAfterLoad:
@@ -171,7 +171,7 @@ def install() -> None:
             _pending.setdefault(trigger, register)
         if "peft" in sys.modules or _peft_installed():
             _pending.setdefault(PEFT_CONSTANTS, register_peft)
-        if _finder not in sys.meta_path:
+        if _pending and _finder not in sys.meta_path:
             sys.meta_path.insert(0, _finder)
     run_ready()
 
