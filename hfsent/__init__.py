@@ -1,26 +1,50 @@
 """hfsent: train, publish and serve BERT text-sentiment classifiers on the Hugging Face stack.
 
-Importing hfsent registers the ``hfsent`` model type with transformers' Auto classes.
+Importing hfsent registers the ``hfsent`` model type with transformers' Auto classes (and peft's LoRA
+defaults); the registration is made when transformers' Auto modules load (`hfsent.registration`), so
+``import hfsent`` itself imports neither torch nor transformers. The names below load on first use.
 """
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .configuration_hfsent import HfSentConfig
-from .hub import HubError, push_to_hub
-from .inference import load_backend, load_model_and_tokenizer, predict
-from .modeling_hfsent import HfSentModel
+from . import registration
 
 __version__ = "0.1.0"
 
-AutoConfig.register(HfSentConfig.model_type, HfSentConfig, exist_ok=True)
-AutoModel.register(HfSentConfig, HfSentModel, exist_ok=True)
-AutoModelForSequenceClassification.register(HfSentConfig, HfSentModel, exist_ok=True)
-# Saved checkpoints carry their code (configuration_hfsent.py, modeling_hfsent.py); the config's
-# default `auto_map` names both AutoModel and AutoModelForSequenceClassification.
-HfSentConfig.register_for_auto_class()
-HfSentModel.register_for_auto_class("AutoModelForSequenceClassification")
+# public name -> module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    "HfSentConfig": ".configuration_hfsent",
+    "HfSentModel": ".modeling_hfsent",
+    "HubError": ".hub",
+    "push_to_hub": ".hub",
+    "load_backend": ".inference",
+    "load_model_and_tokenizer": ".inference",
+    "predict": ".inference",
+}
+
+if TYPE_CHECKING:
+    from .configuration_hfsent import HfSentConfig
+    from .hub import HubError, push_to_hub
+    from .inference import load_backend, load_model_and_tokenizer, predict
+    from .modeling_hfsent import HfSentModel
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+registration.install()
 
 __all__ = [
     "HfSentConfig",

@@ -7,12 +7,22 @@ This file is copied next to every saved checkpoint so that the checkpoint loads 
 
 from __future__ import annotations
 
+import logging as _logging
+import os
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions, SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.utils import logging
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_hfsent import HfSentConfig
+
+logger = logging.get_logger(__name__)
+# transformers' logger of `from_pretrained`, whose multi-line "LOAD REPORT" `HfSentModel.from_pretrained` replaces
+_LOADING_LOGGER = "transformers.modeling_utils"
 
 
 def validate_binary_labels(labels: torch.Tensor) -> torch.Tensor:
@@ -31,6 +41,32 @@ def validate_binary_labels(labels: torch.Tensor) -> torch.Tensor:
             f"({bad.numel()} bad value(s) in this batch of {flat.numel()})"
         )
     return flat
+
+
+def check_sequence_length(
+    config: HfSentConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+) -> None:
+    """Raise a ValueError naming the fix when the input is longer than the model's position embeddings.
+
+    Stock BERT fails there with "The size of tensor a (N) must match the size of tensor b (M)"; this says
+    which limit was hit and that ``truncation=True`` (with the checkpoint's tokenizer, whose
+    ``model_max_length`` is at most ``max_position_embeddings``) is the fix. Skipped while tracing or
+    compiling (ONNX export, torch.compile), where the sequence length is symbolic.
+    """
+    if position_ids is not None or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    tensor = input_ids if input_ids is not None else inputs_embeds
+    if tensor is None or tensor.dim() < 2:
+        return
+    length, limit = tensor.shape[1], config.max_position_embeddings
+    if length > limit:
+        raise ValueError(
+            f"the input has {length} tokens but this model takes at most {limit} (max_position_embeddings); "
+            "truncate it, e.g. tokenizer(..., truncation=True) or pipeline(...)(text, truncation=True)"
+        )
 
 
 def run_encoder(
@@ -75,10 +111,17 @@ class HfSentModel(BertPreTrainedModel):
     ``"pooler"`` uses BERT's tanh pooler instead.
 
     ``from_pretrained`` accepts any BERT checkpoint (BertModel, BertForMaskedLM, BertForPreTraining):
-    the encoder weights load under ``bert.*`` and the head is newly initialised.
+    the encoder weights load under ``bert.*`` and the head is newly initialised. That is the intended
+    way to start fine-tuning, so it is reported in one INFO line, not as a warning (see `from_pretrained`).
+
+    Like the stock ``BertForSequenceClassification``, ``forward`` returns a tuple ``(loss?, logits, ...)``
+    with ``return_dict=False`` (argument or ``config.return_dict``).
     """
 
     config_class = HfSentConfig
+    # `save_pretrained` copies this file and configuration_hfsent.py next to the weights and names the class in
+    # config.auto_map (the config adds AutoModel), so the checkpoint also loads where hfsent is not installed.
+    _auto_class = "AutoModelForSequenceClassification"
     # The loss is a mean over the batch: the Trainer must not pass `num_items_in_batch` and assume
     # the model normalised it (wrong under DDP and gradient accumulation).
     accepts_loss_kwargs = False
@@ -92,6 +135,60 @@ class HfSentModel(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with the loading report of a BERT encoder in one plain line.
+
+        From an hfsent checkpoint nothing is missing and nothing is logged. From a plain BERT checkpoint
+        (BertModel, BertForMaskedLM, ...) the new head is logged at INFO; anything else missing, unused or
+        mismatched is one WARNING line (instead of transformers' multi-line "LOAD REPORT" table). When
+        loading fails, transformers' report is logged as usual before the error.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        try:
+            with _held_back_load_report() as reports:
+                model, info = super().from_pretrained(
+                    pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+                )
+        except Exception:
+            for record in reports:  # the error says "look at the above report": show it
+                _logging.getLogger(_LOADING_LOGGER).handle(record)
+            raise
+        model._log_loading_info(pretrained_model_name_or_path, info)
+        return (model, info) if output_loading_info else model
+
+    def _log_loading_info(self, source: str | os.PathLike | None, info: dict) -> None:
+        """Log what `from_pretrained` did not load from ``source``: a new head at INFO, anything else as a warning."""
+        missing = set(info.get("missing_keys") or ())
+        from_encoder = "HfSentModel" not in (self.config.architectures or [])
+        head = {k for k in missing if k.startswith("classifier.") or k.startswith("bert.pooler.")}
+        if from_encoder and head:
+            logger.info("New sentiment head on the encoder from %s: initialised %s", source, ", ".join(sorted(head)))
+            missing -= head
+        unexpected = sorted(info.get("unexpected_keys") or ())
+        mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys") or ()]
+        problems = [
+            f"{label}: {', '.join(sorted(keys))}"
+            for label, keys in (
+                ("newly initialised (missing from the checkpoint)", missing),
+                ("unused (not in the model)", unexpected),
+                ("re-initialised (shape mismatch)", mismatched),
+            )
+            if keys
+        ]
+        if problems:
+            logger.warning("Loading %s into HfSentModel: %s", source, "; ".join(problems))
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether activation (gradient) checkpointing is on.
+
+        peft reads this name; transformers 5 deprecated it (FutureWarning) for ``is_activation_checkpointing``.
+        Answering here keeps LoRA set-up quiet on every transformers version.
+        """
+        return any(getattr(module, "gradient_checkpointing", False) for module in self.modules())
+
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -102,7 +199,12 @@ class HfSentModel(BertPreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        """Return ``logits`` ``[0, z]`` of shape ``(batch, 2)`` and, given 0/1 ``labels``, the BCE loss."""
+        """Return ``logits`` ``[0, z]`` of shape ``(batch, 2)`` and, given 0/1 ``labels``, the BCE loss.
+
+        A `SequenceClassifierOutput`, or with ``return_dict=False`` the tuple ``(loss, logits, ...)``
+        (``loss`` only when ``labels`` are given), as the stock BERT classifier returns.
+        """
+        check_sequence_length(self.config, input_ids, inputs_embeds, position_ids)
         outputs = run_encoder(
             self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
@@ -129,4 +231,23 @@ class HfSentModel(BertPreTrainedModel):
         )
 
 
-__all__ = ["HfSentModel", "run_encoder", "validate_binary_labels"]
+@contextmanager
+def _held_back_load_report():
+    """Hold back transformers' "LOAD REPORT" warning while loading; yields the held-back records."""
+    records: list[_logging.LogRecord] = []
+
+    def hold_back(record: _logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            records.append(record)
+            return False
+        return True
+
+    loading_logger = _logging.getLogger(_LOADING_LOGGER)
+    loading_logger.addFilter(hold_back)
+    try:
+        yield records
+    finally:
+        loading_logger.removeFilter(hold_back)
+
+
+__all__ = ["HfSentModel", "check_sequence_length", "run_encoder", "validate_binary_labels"]

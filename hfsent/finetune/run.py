@@ -32,6 +32,7 @@ from ..runs import (
     identity_keys,
     resolve_resume_checkpoint,
 )
+from ..tokenizer import fit_tokenizer_to_model
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
 from .data import load_raw_dataset, prepare_splits, tokenize_splits
@@ -106,6 +107,8 @@ def finetune(
         training_args.main_process_first,
     )
     model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length)
+    # The checkpoints (checkpoint-*, the output) carry a tokenizer that truncates to what the model takes.
+    fit_tokenizer_to_model(tokenizer, model.config)
 
     has_validation = "validation" in tokenized
     if not has_validation and training_args.eval_strategy != "no":

@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..tokenizer import load_tokenizer
+from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_positive_probabilities, max_input_length
 
 BACKENDS = ("torch", "onnx")
@@ -58,7 +58,7 @@ def load_model_and_tokenizer(
     model.eval()
     if device is not None:
         model.to(device)
-    return model, load_tokenizer(name_or_path)
+    return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
 
 
 def load_backend(name_or_path: str, backend: str = "torch", threads: int | None = None) -> InferenceBackend:

@@ -59,7 +59,7 @@ def test_recipe_trains_evaluates_and_saves_a_publishable_model(tmp_path, tokeniz
     assert any("eval_roc_auc" in entry for entry in state["log_history"])
 
     tokenizer = hfsent.load_model_and_tokenizer(str(out))[1]
-    assert tokenizer.model_max_length == 512
+    assert tokenizer.model_max_length == config["max_position_embeddings"] == 128  # truncation fits the model
     assert type(AutoModel.from_pretrained(out)) is hfsent.HfSentModel
     texts = ["，".join(POSITIVE_REVIEWS[:2]), "，".join(NEGATIVE_REVIEWS[:2])]
     clf = pipeline("text-classification", model=str(out))
