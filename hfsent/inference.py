@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,6 +24,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from .endpoint_handler import encode_truncated
 from .tokenizer import load_tokenizer
 
 BACKENDS = ("torch", "onnx")
@@ -69,13 +71,38 @@ def load_model_and_tokenizer(
     return model, load_tokenizer(name_or_path)
 
 
-def load_backend(name_or_path: str, backend: str = "torch", threads: int | None = None) -> InferenceBackend:
-    """Load a model for inference: ``backend="torch"`` (an hfsent checkpoint) or ``"onnx"``.
+# Weight files of a torch checkpoint (transformers' names, sharded or not).
+TORCH_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+ONNX_FILES = ("model.onnx", "model_int8.onnx")
+
+
+def detect_backend(name_or_path: str) -> str:
+    """The backend for ``name_or_path``: ``"onnx"`` for an ``.onnx`` file or a folder with an ONNX graph
+    (written by ``hfsent export --onnx``) and no torch weights, else ``"torch"`` (checkpoints and Hub ids)."""
+    path = Path(name_or_path)
+    if path.is_file() and path.suffix == ".onnx":
+        return "onnx"
+    onnx_graph = path.is_dir() and any((path / f).is_file() for f in ONNX_FILES)
+    if onnx_graph and not any((path / f).is_file() for f in TORCH_WEIGHTS):
+        return "onnx"
+    return "torch"
+
+
+def load_backend(name_or_path: str, backend: str | None = None, threads: int | None = None) -> InferenceBackend:
+    """Load a model for inference: ``backend="torch"`` (an hfsent checkpoint) or ``"onnx"``; None (the
+    default) picks it with `detect_backend`.
 
     For ``"onnx"``, ``name_or_path`` is a folder written by ``hfsent export --onnx`` or one ``.onnx``
     file in it (see `hfsent.onnx.OnnxBackend`). ``threads``: intra-op threads (default: the library's
     choice, one per core); for torch this sets the process-wide ``torch.set_num_threads``.
     """
+    if backend is None:
+        backend = detect_backend(name_or_path)
     if backend == "torch":
         if threads:
             torch.set_num_threads(threads)
@@ -127,8 +154,8 @@ def batched_positive_probabilities(
     pool: Executor | None = None,
     workers: int = 1,
 ) -> list[float]:
-    """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
-    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
+    """Tokenise ``texts`` (truncating to ``max_length``, see `encode_truncated`), score them in length-sorted,
+    padded batches with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
 
     A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
     ``batch_size * TOKENS_PER_TEXT``). With a ``pool`` of ``workers`` threads, batches run concurrently
@@ -137,13 +164,10 @@ def batched_positive_probabilities(
     """
     if not texts:
         return []
-    encodings = tokenizer(
-        list(texts),
-        truncation=max_length is not None,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )["input_ids"]
+    if max_length is None:
+        encodings = tokenizer(list(texts), return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    else:  # memory bounded by max_length, not by the longest text
+        encodings = encode_truncated(tokenizer, texts, max_length)
     max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
     if pool is not None and workers > 1:
         batch_size = max(1, min(batch_size, -(-len(encodings) // workers)))
@@ -162,7 +186,7 @@ def batched_positive_probabilities(
     batches = list(length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens))
     probs = [0.0] * len(encodings)
     for idx, z in zip(batches, (pool.map if pool is not None else map)(score, batches), strict=True):
-        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z)).tolist(), strict=True):
+        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z).double()).tolist(), strict=True):
             probs[i] = p
     return probs
 
