@@ -191,25 +191,22 @@ def encode_truncated(tokenizer: Any, texts: Sequence[str], max_length: int) -> l
     ids equal those of the whole text truncated) or is the whole text.
     """
 
-    def encode(batch: list[str], truncation: bool) -> list[list[int]]:
+    def encode(batch: list[str], limit: int) -> list[list[int]]:
         if not batch:
             return []
         return tokenizer(
-            batch,
-            truncation=truncation,
-            max_length=max_length if truncation else None,
-            return_attention_mask=False,
-            return_token_type_ids=False,
+            batch, truncation=True, max_length=limit, return_attention_mask=False, return_token_type_ids=False
         )["input_ids"]
 
-    budget = (max_length + WORD_TOKENS) * CHARS_PER_TOKEN
+    enough = max_length + WORD_TOKENS
+    budget = enough * CHARS_PER_TOKEN
     long = [i for i, text in enumerate(texts) if len(text) > budget]
-    encodings = encode([text if len(text) <= budget else "" for text in texts], True)
+    encodings = encode([text if len(text) <= budget else "" for text in texts], max_length)
     for i in long:
         text, cut = texts[i], budget
-        while cut < len(text) and len(encode([text[:cut]], False)[0]) < max_length + WORD_TOKENS:
+        while cut < len(text) and len(encode([text[:cut]], enough)[0]) < enough:
             cut *= 2
-        encodings[i] = encode([text[:cut]], True)[0]
+        encodings[i] = encode([text[:cut]], max_length)[0]
     return encodings
 
 
