@@ -29,6 +29,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import TrainerCallback
 
+from .recipe import METRICS, PLOT_FILES, RECIPE_FILE, TRAINER_STATE_FILE
+
 logger = logging.getLogger("hfsent")
 
 TEMPLATES_DIR = Path(__file__).parent / "model_card_templates"
@@ -36,13 +38,12 @@ SENTIMENT_TEMPLATE = TEMPLATES_DIR / "sentiment_model_card.md"
 ENCODER_TEMPLATE = TEMPLATES_DIR / "pretrained_encoder_card.md"
 CARD_FILE = "README.md"
 CARD_DATA_FILE = "model_card_data.json"
-METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
 METRIC_TITLES = {"accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall", "roc_auc": "ROC-AUC"}
 PLOT_TITLES = {
-    "training_curves.png": "Training curves",
-    "confusion_matrix.png": "Test confusion matrix",
-    "roc_curve.png": "Test ROC curve",
-    "pr_curve.png": "Test precision-recall curve",
+    PLOT_FILES["training_curves"]: "Training curves",
+    PLOT_FILES["confusion_matrix"]: "Test confusion matrix",
+    PLOT_FILES["roc_curve"]: "Test ROC curve",
+    PLOT_FILES["pr_curve"]: "Test precision-recall curve",
 }
 FRAMEWORKS = ("transformers", "torch", "datasets", "tokenizers", "accelerate", "evaluate", "huggingface_hub", "peft")
 # Recipe keys that are bookkeeping (where to write, how to log, which device), not hyperparameters.
@@ -106,8 +107,8 @@ def recorded_base_model(directory: str | os.PathLike) -> str | None:
     try:
         if (directory / CARD_FILE).is_file():
             card = ModelCard.load(directory / CARD_FILE, ignore_metadata_errors=True).data.get("base_model")
-        if (directory / "recipe.yaml").is_file():
-            recorded.append((yaml.safe_load((directory / "recipe.yaml").read_text()) or {}).get("model_name_or_path"))
+        if (directory / RECIPE_FILE).is_file():
+            recorded.append((yaml.safe_load((directory / RECIPE_FILE).read_text()) or {}).get("model_name_or_path"))
         if (directory / "config.json").is_file():
             recorded.append(json.loads((directory / "config.json").read_text()).get("_name_or_path"))
     except (OSError, ValueError, yaml.YAMLError) as err:
@@ -440,7 +441,7 @@ def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
 def collect_finetuning_card_data(model_args, data_args, training_args, splits) -> SentimentModelCardData:
     """Card data known before training: base model, data, splits, label balance, widget examples, hyperparameters.
 
-    ``model_args``/``data_args``/``training_args`` are `hfsent.training`'s recipe dataclasses; ``splits`` the
+    ``model_args``/``data_args``/``training_args`` are `hfsent.finetune`'s recipe dataclasses; ``splits`` the
     cleaned ``DatasetDict`` (train/validation/test, with a ``labels`` column).
     """
     from .recipe import recipe_to_dict
@@ -516,7 +517,7 @@ class ModelCardCallback(TrainerCallback):
 
     @classmethod
     def for_finetuning(cls, model_args, data_args, training_args, splits) -> ModelCardCallback:
-        """A callback for `hfsent.training.finetune` (see `collect_finetuning_card_data`); never raises."""
+        """A callback for `hfsent.finetune.finetune` (see `collect_finetuning_card_data`); never raises."""
         try:
             return cls(collect_finetuning_card_data(model_args, data_args, training_args, splits))
         except Exception as err:  # a card must never break training
@@ -610,8 +611,8 @@ def render_pretrained_encoder_card(
     dataset_ids = [d for d in datasets if is_hub_id(d)]
     base_model = resolve_base_model(recipe.get("model_name_or_path"))
     log_history = []
-    if (output_dir / "trainer_state.json").is_file():
-        log_history = json.loads((output_dir / "trainer_state.json").read_text()).get("log_history", [])
+    if (output_dir / TRAINER_STATE_FILE).is_file():
+        log_history = json.loads((output_dir / TRAINER_STATE_FILE).read_text()).get("log_history", [])
     title = model_id.split("/")[-1] if model_id else output_dir.name
     eval_results = [
         EvalResult(

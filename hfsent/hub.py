@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .cards import CARD_FILE, card_for_push
+from .recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
 
 logger = logging.getLogger("hfsent")
 
@@ -43,7 +44,7 @@ ALLOWED_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "*.model",
     # card, results, plots
-    CARD_FILE, "all_results.json", "*_results.json", "recipe.yaml", "trainer_state.json", "*.png",
+    CARD_FILE, RESULTS_FILE, "*_results.json", RECIPE_FILE, TRAINER_STATE_FILE, "*.png",
 )  # fmt: skip
 CHECKPOINT_DIR = "checkpoint-*"
 WEIGHT_FILES = (

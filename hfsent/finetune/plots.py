@@ -8,12 +8,7 @@ from typing import Any
 
 import numpy as np
 
-PLOT_FILES = {
-    "confusion_matrix": "confusion_matrix.png",
-    "roc_curve": "roc_curve.png",
-    "pr_curve": "pr_curve.png",
-    "training_curves": "training_curves.png",
-}
+from ..recipe import PLOT_FILES
 
 
 def _pyplot():

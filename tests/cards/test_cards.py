@@ -17,7 +17,7 @@ from transformers import BertConfig, BertForMaskedLM
 from hfsent.cards import ModelCardCallback, SentimentModelCardData, render_pretrained_encoder_card, resolve_base_model
 from hfsent.cli import main as hfsent_main
 
-from .helpers import tiny_recipe
+from ..fixtures.helpers import tiny_recipe
 
 GOLDEN = Path(__file__).parent / "golden"
 METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
@@ -33,7 +33,7 @@ def normalise(card: str) -> str:
 
 
 def check_golden(name: str, card: str) -> None:
-    """Compare with tests/golden/<name>; ``HFSENT_UPDATE_GOLDEN=1`` rewrites the golden file instead."""
+    """Compare with tests/cards/golden/<name>; ``HFSENT_UPDATE_GOLDEN=1`` rewrites the golden file instead."""
     path = GOLDEN / name
     if os.environ.get("HFSENT_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
@@ -177,7 +177,7 @@ def test_pretrained_encoder_card(tmp_path):
 def test_templates_ship_with_the_package():
     from hfsent.cards import ENCODER_TEMPLATE, SENTIMENT_TEMPLATE, TEMPLATES_DIR
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert TEMPLATES_DIR.resolve() == root / "model_card_templates"  # hfsent/model_card_templates links there
     assert SENTIMENT_TEMPLATE.is_file() and ENCODER_TEMPLATE.is_file()
     package_data = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hfsent.data import DataArguments, load_raw_dataset, prepare_splits
+from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
+from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.recipe import RecipeParser
-from hfsent.training import HfSentTrainingArguments, ModelArguments
 
-from .helpers import ROOT, SHARED
+from ..fixtures.helpers import ROOT, SHARED
 
 REVIEWS_CSV = SHARED / "data" / "online_shopping_10_cats.csv"
 pytestmark = pytest.mark.skipif(

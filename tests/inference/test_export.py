@@ -18,8 +18,8 @@ from hfsent import cli
 from hfsent.inference import load_backend
 from hfsent.serving import InferenceServer
 
-from .helpers import review_tokenizer, run_cli
-from .inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
+from ..fixtures.helpers import review_tokenizer, run_cli
+from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
 
 N_ROWS = 10_000
 PARITY = re.compile(r"(model(?:_int8)?\.onnx): max \|P\(pos\) - torch\| = (\S+), labels agree on (\d+)/(\d+) texts")

@@ -10,10 +10,10 @@ from transformers import DataCollatorWithPadding
 
 import hfsent
 from hfsent import cli
-from hfsent.sampling import length_grouped_step_indices
-from hfsent.training import HfSentTrainer, HfSentTrainingArguments
+from hfsent.finetune import HfSentTrainer, HfSentTrainingArguments
+from hfsent.finetune.sampling import length_grouped_step_indices
 
-from .helpers import tiny_config, tiny_recipe
+from ..fixtures.helpers import tiny_config, tiny_recipe
 
 
 def _skewed_data(n: int = 960, seed: int = 0) -> tuple[list[int], list[int]]:

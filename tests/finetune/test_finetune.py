@@ -17,7 +17,7 @@ from transformers import AutoModel, pipeline
 import hfsent
 from hfsent.cli import main as hfsent_main
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
+from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
 
 EXPECTED_FILES = {
     "config.json",

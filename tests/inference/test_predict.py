@@ -12,8 +12,8 @@ from transformers import pipeline
 from hfsent import cli
 from hfsent.inference import length_sorted_batches
 
-from .helpers import review_tokenizer, run_cli
-from .inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
+from ..fixtures.helpers import review_tokenizer, run_cli
+from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
 
 N_ROWS = 10_000
 # Row index (0-based) -> the bad value written in the review column; None: the field is left out.

@@ -21,7 +21,7 @@ from transformers import (
 
 import hfsent
 
-from .helpers import tiny_config
+from ..fixtures.helpers import tiny_config
 
 
 def _logits(model, tokenizer, texts):

@@ -18,8 +18,8 @@ import hfsent
 from hfsent.endpoint_handler import EndpointHandler
 from hfsent.inference import load_backend
 
-from .helpers import ROOT, review_tokenizer
-from .inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
+from ..fixtures.helpers import ROOT, review_tokenizer
+from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
 
 MAX_BODY = 20_000
 CLIENTS, REQUESTS_EACH = 32, 20

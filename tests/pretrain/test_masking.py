@@ -8,7 +8,7 @@ import torch
 
 from hfsent.pretrain import MLMCollator, frame_lines, pack_blocks, premask, tokenize_documents
 
-from .helpers import REVIEWS
+from ..fixtures.helpers import REVIEWS
 
 P = 0.15
 TOL_SELECTED = 0.01  # the selected share of ~20k eligible tokens: sd ~0.003 (tokens) / ~0.004 (words)

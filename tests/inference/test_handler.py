@@ -9,7 +9,7 @@ import pytest
 import hfsent
 from hfsent.endpoint_handler import format_predictions, parse_payload
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, run_without_hfsent
+from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, run_without_hfsent
 
 # What the Inference Endpoints toolkit does with a repository that has a handler.py (no hfsent installed).
 TOOLKIT = """

@@ -8,7 +8,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 import hfsent
 
-from .helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, tiny_config
+from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, tiny_config
 
 
 def test_trainer_learns_a_separable_toy_set(tmp_path, zh_tokenizer):

@@ -1,4 +1,4 @@
-"""The fake Hub (tests/hub_server.py) works with the real huggingface_hub client and transformers, no mocks."""
+"""The fake Hub (tests/fixtures/hub_server.py) works with the real huggingface_hub client and transformers, no mocks."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from .hub_server import HubServer
+from ..fixtures.hub_server import HubServer
 
 CANARY = "CANARY-7f3a9c"
 

@@ -6,7 +6,7 @@ import pytest
 
 import hfsent
 
-from .helpers import run_without_hfsent
+from ..fixtures.helpers import run_without_hfsent
 
 LOAD_WITHOUT_HFSENT = """
 import json

@@ -12,9 +12,9 @@ from huggingface_hub import ModelCard
 import hfsent
 from hfsent.cli import main as hfsent_main
 
-from .helpers import REVIEWS, run_cli, run_without_hfsent, tiny_recipe
-from .test_finetune import EXPECTED_FILES
-from .test_remote_code import LOAD_WITHOUT_HFSENT
+from ..finetune.test_finetune import EXPECTED_FILES
+from ..fixtures.helpers import REVIEWS, run_cli, run_without_hfsent, tiny_recipe
+from ..model.test_remote_code import LOAD_WITHOUT_HFSENT
 
 PUBLISHED = EXPECTED_FILES | {"README.md", "handler.py", ".gitattributes"}  # .gitattributes: the Hub's own
 LFS_ROUTES = {"lfs-batch", "lfs-upload", "lfs-verify"}

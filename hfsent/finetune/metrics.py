@@ -11,7 +11,7 @@ import evaluate
 import numpy as np
 from transformers import EvalPrediction
 
-BINARY_SENTIMENT_MODULE = str(Path(__file__).parent / "evaluate_modules" / "binary_sentiment")
+BINARY_SENTIMENT_MODULE = str(Path(__file__).parents[1] / "evaluate_modules" / "binary_sentiment")
 THRESHOLD_OBJECTIVES = ("f1", "accuracy", "balanced_accuracy")
 
 
