@@ -81,6 +81,11 @@ def parse_payload(data: Any) -> Request:
     if isinstance(inputs, str):
         texts, batched = [inputs], False
     elif isinstance(inputs, list):
+        bad = [i for i, text in enumerate(inputs) if not isinstance(text, str)]
+        if bad:
+            raise ValueError(
+                f'"inputs" must be a string or a list of strings; item {bad[0]} is {_kind(inputs[bad[0]])}'
+            )
         texts, batched = list(inputs), True
     else:
         raise ValueError(f'"inputs" must be a string or a list of strings, got {_kind(inputs)}')
