@@ -126,7 +126,8 @@ def test_predict_onnx_int8_on_10k_parquet_rows(exported, model_dir, tmp_path):
     src, out = tmp_path / "reviews.parquet", tmp_path / "scored.jsonl"
     pq.write_table(pa.table({"rid": list(range(N_ROWS)), "text": texts}), src, row_group_size=3000)
 
-    proc = run_cli("predict", str(out_dir), "--backend", "onnx", "-i", str(src), "-o", str(out), "--threads", "1")
+    # no --backend: an export folder (model.onnx, no torch weights) runs on ONNX Runtime (issue 11 item 11)
+    proc = run_cli("predict", str(out_dir), "-i", str(src), "-o", str(out), "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["rid"] for r in rows] == list(range(N_ROWS))
@@ -170,6 +171,22 @@ def test_serve_onnx_backend_with_inference_client(exported, local_http_client):
         server.server_close()
     assert answer.label == expected["label"]
     assert answer.score == pytest.approx(expected["score"], abs=1e-5)
+
+
+def test_serve_detects_an_export_folder(exported, tmp_path):
+    """``hfsent serve <export dir>`` without --backend serves it with ONNX Runtime (issue 11 item 11)."""
+    from .test_serve import request, start_server, stop_server
+
+    out_dir, _ = exported
+    proc, url, lines = start_server(out_dir, log_path=tmp_path / "serve.log", banner="(onnx, threshold 0.5)")
+    try:
+        text = review_texts(1, seed=24)[0]
+        expected = hfsent.predict([text], load_backend(str(out_dir), "onnx", threads=1))[0]
+        status, answer = request(url, "POST", body={"inputs": text})
+        assert status == 200 and answer[0]["label"] == expected["label"]
+        assert request(url)[1]["backend"] == "onnx"
+    finally:
+        stop_server(proc, lines)
 
 
 @pytest.mark.parametrize(

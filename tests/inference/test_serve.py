@@ -30,8 +30,9 @@ def model_dir(tmp_path_factory):
     return save_trained_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "model", review_tokenizer())
 
 
-def start_server(model, *args: str, log_path) -> tuple[subprocess.Popen, str, queue.Queue]:
-    """Start ``hfsent serve MODEL --port 0 ARGS``; return the process, its URL and its further stdout lines."""
+def start_server(model, *args: str, log_path, banner: str = "") -> tuple[subprocess.Popen, str, queue.Queue]:
+    """Start ``hfsent serve MODEL --port 0 ARGS``; return the process, its URL and its further stdout lines.
+    The first line must hold ``banner``."""
     with open(log_path, "w") as log:  # the child keeps its own copy of the file descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--threads", "1", *args],
@@ -48,7 +49,7 @@ def start_server(model, *args: str, log_path) -> tuple[subprocess.Popen, str, qu
     except queue.Empty:
         proc.kill()
         raise AssertionError(f"the server printed nothing; stderr:\n{log_path.read_text()[-3000:]}") from None
-    assert "listening on http://127.0.0.1:" in first, first + log_path.read_text()[-3000:]
+    assert "listening on http://127.0.0.1:" in first and banner in first, first + log_path.read_text()[-3000:]
     return proc, first.rsplit(" ", 1)[-1].strip(), lines
 
 
