@@ -348,6 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
         short, long = self.responses.get(code, ("error", ""))
         if not hasattr(self, "command"):
             self.command = None
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: answer with a status line anyway
+            self.request_version = "HTTP/1.0"
         self._error(code, message or long or short, close=True)
 
     def _get(self) -> None:
