@@ -41,13 +41,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .endpoint_handler import format_predictions, parse_payload
-from .inference import InferenceBackend, validate_threshold
+from .inference import TOKENS_PER_TEXT, InferenceBackend, validate_threshold
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_WAIT_MS = 5.0
 # Texts per request; more get 413 (a request is scored in chunks, so this bounds memory, not latency).
 DEFAULT_MAX_INPUTS = 10_000
+# The longest text a model call counts on when the request sets no max_length (BERT's usual position count).
+DEFAULT_TOKENS_PER_TEXT_CAP = 512
 # An oversized body up to this size is read and dropped before the 413, so the client sees the answer
 # (closing a socket with unread data resets the connection); a larger one just closes it.
 DRAIN_LIMIT = 16 << 20
@@ -80,11 +82,12 @@ class _Job:
 class MicroBatcher:
     """Scores the texts of many requests on one worker thread, batching requests that arrive together.
 
-    Each model call takes up to ``max_batch_size`` texts (all with the same ``max_length``) from the queued
-    requests, shared fairly: every queued request gets an equal share (at least one text), the rest of the
-    batch is filled in arrival order, and a request that still has texts left goes to the back of the queue.
-    A large request is so scored in chunks between which small ones get their turn: a one-text request waits
-    for at most one model call, not for the whole of a 10,000-text request queued before it. While other
+    Each model call takes up to ``max_batch_size`` texts and about ``max_batch_size * TOKENS_PER_TEXT``
+    tokens (estimated from the characters; all texts with the same ``max_length``) from the queued requests,
+    shared fairly: one text from each request in turn, the oldest first, and a request that still has texts
+    left goes to the back of the queue. A large request is so scored in short chunks between which small
+    ones get their turn: a one-text request waits for about one model call, not for the whole of a
+    10,000-text request queued before it. While other
     requests are still being read (`incoming`) the worker waits up to ``max_wait_ms`` for them to join; a lone
     request is not delayed.
     """
@@ -100,6 +103,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
+        self.max_tokens = max_batch_size * TOKENS_PER_TEXT
         self._queue: collections.deque[_Job] = collections.deque()
         self._queued_texts = 0
         self._incoming = 0
@@ -151,16 +155,7 @@ class MicroBatcher:
                 self._cond.wait(remaining)
             max_length = self._queue[0].max_length
             jobs = [job for job in self._queue if job.max_length == max_length]
-            room = self.max_batch_size
-            share = max(1, room // len(jobs))
-            counts = dict.fromkeys(jobs, 0)
-            for job in jobs:  # an equal share each, in arrival order
-                counts[job] = min(job.left, share, room)
-                room -= counts[job]
-            for job in jobs:  # then fill the rest of the batch in arrival order
-                extra = min(job.left - counts[job], room)
-                counts[job] += extra
-                room -= extra
+            counts = self._shares(jobs, max_length)
             batch = []
             for job, count in counts.items():
                 if count:
@@ -172,6 +167,27 @@ class MicroBatcher:
             again = [job for job, _, _ in batch if job.left]  # to the back of the queue: the others go first
             self._queue = collections.deque(rest + again)
             return batch
+
+    def _shares(self, jobs: list[_Job], max_length: int | None) -> dict[_Job, int]:
+        """How many texts each job gives the next model call: one text each in turn (arrival order first) until
+        the call holds ``max_batch_size`` texts or ``max_tokens`` estimated tokens, at least one text."""
+        counts = dict.fromkeys(jobs, 0)
+        cap = max_length or DEFAULT_TOKENS_PER_TEXT_CAP
+        size = tokens = 0
+        active = [job for job in jobs if job.left]
+        while active:
+            for job in list(active):
+                index = job.taken + counts[job]
+                if index == len(job.texts):
+                    active.remove(job)
+                    continue
+                cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
+                if size and (size == self.max_batch_size or tokens + cost > self.max_tokens):
+                    return counts
+                counts[job] += 1
+                size += 1
+                tokens += cost
+        return counts
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
