@@ -23,7 +23,8 @@ what is wrong (the toolkit answers it as an HTTP 400 with that message).
 
 This file must run where hfsent is not installed: it imports only the standard library, ``torch`` and
 ``transformers``, and loads the model with ``trust_remote_code=True`` (the code travels with the weights).
-`parse_payload` and `format_predictions` are public so that other servers can speak the same format.
+`parse_payload`, `format_predictions`, `ranked_labels` and `valid_threshold` are public so that other servers
+(``hfsent serve``, `hfsent.predict`) speak the same format and decide the same way.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         options["function_to_apply"] = function
     if parameters.get("threshold") is not None:
         threshold = parameters["threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        if not valid_threshold(threshold):
             raise ValueError(f'"threshold" must be a number strictly between 0 and 1, got {threshold!r}')
         options["threshold"] = float(threshold)
     if "truncation" in parameters:
@@ -149,8 +150,32 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
     return options
 
 
+def valid_threshold(value: Any) -> bool:
+    """Whether ``value`` can be a decision threshold: a number (not a bool) strictly between 0 and 1."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 < value < 1.0
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def ranked_labels(positive_probability: float, threshold: float, labels: Sequence[str] = LABELS) -> list[dict]:
+    """Both labels of one text with their probabilities, the label decided at ``threshold`` first: positive when
+    P(pos) >= ``threshold``. ``labels`` are ``(negative, positive)``."""
+    neg, pos = labels
+    p = float(positive_probability)
+    ranked = [{"label": pos, "score": p}, {"label": neg, "score": 1.0 - p}]
+    if p < threshold:
+        ranked.reverse()
+    return ranked
+
+
+def _logit(positive_probability: float) -> float:
+    """z from P(pos) = sigmoid(z): P(pos) is float64, so z is exact to ~1e-6 for |z| < 30 (clipped to |z| <= 36.7)."""
+    import math
+
+    p = min(max(float(positive_probability), MIN_PROBABILITY), 1.0 - MIN_PROBABILITY)
+    return math.log(p) - math.log1p(-p)
 
 
 def format_predictions(
@@ -168,21 +193,13 @@ def format_predictions(
     list of its labels, like the pipeline. ``function_to_apply`` ``"none"``: the scores are the logits
     ``[0, z]`` instead of probabilities (see the module docstring).
     """
-    import math
-
-    neg, pos = labels
     answers: list[Any] = []
     for p in positive_probabilities:
-        p = float(p)
-        if function_to_apply == "none":  # z = logit(p): p is float64, so z is exact to ~1e-6 for |z| < 30
-            p = min(max(p, MIN_PROBABILITY), 1.0 - MIN_PROBABILITY)
-            z = math.log(p) - math.log1p(-p)
-            decided = [{"label": pos, "score": z}, {"label": neg, "score": 0.0}]
-        else:
-            decided = [{"label": pos, "score": p}, {"label": neg, "score": 1.0 - p}]
-        if p < threshold:
-            decided.reverse()
-        answers.append(decided[0] if top_k == 1 else decided[:top_k])
+        ranked = ranked_labels(p, threshold, labels)
+        if function_to_apply == "none":  # the logits [0, z] in place of the probabilities
+            logits = {labels[0]: 0.0, labels[1]: _logit(p)}
+            ranked = [{"label": r["label"], "score": logits[r["label"]]} for r in ranked]
+        answers.append(ranked[0] if top_k == 1 else ranked[:top_k])
     if top_k != 1 and not batched:
         return answers[0]
     return answers

@@ -72,7 +72,7 @@ def load_backend_or_exit(
     loaded is a usage error (exit 2)."""
     from transformers.utils import logging as hf_logging
 
-    from ..inference import detect_backend, load_backend
+    from ..inference.backends import detect_backend, load_backend
 
     if not Path(model).exists() and looks_like_local_path(model):
         parser.error(f"model not found: {model!r}")  # a path, not a Hub id: say so plainly

@@ -17,7 +17,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent serve`` argument parser."""
-    from ..serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
+    from ..inference.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
 
     parser = argparse.ArgumentParser(prog="hfsent serve", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     import socket
     import sys
 
-    from ..serving import InferenceServer
+    from ..inference.server import InferenceServer
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from hfsent.inference import load_backend
-from hfsent.serving import InferenceServer
+from hfsent.inference.server import InferenceServer
 
 from ..fixtures.helpers import review_tokenizer
 from ..fixtures.inference_helpers import save_trained_tiny_checkpoint

@@ -16,7 +16,7 @@ from huggingface_hub import InferenceClient
 import hfsent
 from hfsent import cli
 from hfsent.inference import load_backend
-from hfsent.serving import InferenceServer
+from hfsent.inference.server import InferenceServer
 
 from ..fixtures.helpers import review_tokenizer, run_cli
 from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
@@ -79,7 +79,7 @@ def cpu_model(model_dir):
 
 def _export_and_compare(model, tokenizer, reference, out):
     """Export ``model`` (a model object) to ``out`` and compare its ONNX probabilities with ``reference``'s."""
-    from hfsent.onnx import export_onnx
+    from hfsent.inference.export import export_onnx
 
     before = {name: (p.device, p.dtype) for name, p in model.state_dict().items()}
     with one_torch_thread():
@@ -110,7 +110,7 @@ def test_export_of_a_bfloat16_model_object_gives_an_fp32_graph(cpu_model, tmp_pa
 def test_export_of_a_model_without_weights_says_so(model_dir, tmp_path):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from hfsent.onnx import export_onnx
+    from hfsent.inference.export import export_onnx
 
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(model_dir))

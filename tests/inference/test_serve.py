@@ -264,7 +264,7 @@ def test_overlong_text_is_truncated(server, expected):
 def in_process_server(model_dir):
     """Start an `InferenceServer` in this process (``hfsent serve`` itself runs in the module's server); yield a
     function that starts one with the given options and returns its URL."""
-    from hfsent.serving import InferenceServer
+    from hfsent.inference.server import InferenceServer
 
     backend = load_backend(str(model_dir), threads=1)
     servers = []

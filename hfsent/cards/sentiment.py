@@ -1,13 +1,6 @@
-"""Model cards: the README.md that tells a checkpoint's whole story, rendered offline from data collected in training.
-
-`SentimentModelCardData` holds what the card of a fine-tuned model says (base model, data, splits, label balance,
-hyperparameters, training log, metrics, framework versions); `ModelCardCallback` collects it during
-``Trainer.train()`` and writes ``README.md`` into every checkpoint and, through `ModelCardCallback.save`, into the
-final output directory (with ``model_card_data.json``, from which ``hfsent push`` re-renders the card with the
-repo id). Cards are rendered with `huggingface_hub.ModelCard.from_template` from the templates in
-``model_card_templates/``; rendering never touches the network, and during training its errors are logged as
-warnings, never raised. `render_pretrained_encoder_card` renders the card of an MLM-pretrained encoder.
-"""
+"""The card of a fine-tuned sentiment model: `SentimentModelCardData` (what it says), `ModelCardCallback` (collects
+it during ``Trainer.train()`` and writes ``README.md`` into every checkpoint and the output directory, with
+``model_card_data.json``) and `card_for_push` (re-rendered with the repo id by ``hfsent push``)."""
 
 from __future__ import annotations
 
@@ -16,36 +9,40 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
-import platform
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 from transformers import TrainerCallback
 
-from .recipe import METRICS, PLOT_FILES, RECIPE_FILE, TRAINER_STATE_FILE
+from ..datasource import BUILTIN_PREFIX
+from ..recipe import METRICS, recipe_to_dict
+from .common import (
+    CARD_DATA_FILE,
+    CARD_FILE,
+    METRIC_TITLES,
+    PLOT_TITLES,
+    TEMPLATES_DIR,
+    cell,
+    describe_source,
+    detect_language,
+    framework_versions,
+    is_hub_id,
+    metric_cell,
+    model_summary,
+    public_value,
+    render_card,
+    resolve_base_model,
+    training_log_rows,
+    write_card,
+)
 
 logger = logging.getLogger("hfsent")
 
-TEMPLATES_DIR = Path(__file__).parent / "model_card_templates"
 SENTIMENT_TEMPLATE = TEMPLATES_DIR / "sentiment_model_card.md"
-ENCODER_TEMPLATE = TEMPLATES_DIR / "pretrained_encoder_card.md"
-CARD_FILE = "README.md"
-CARD_DATA_FILE = "model_card_data.json"
-METRIC_TITLES = {"accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall", "roc_auc": "ROC-AUC"}
-PLOT_TITLES = {
-    PLOT_FILES["training_curves"]: "Training curves",
-    PLOT_FILES["confusion_matrix"]: "Test confusion matrix",
-    PLOT_FILES["roc_curve"]: "Test ROC curve",
-    PLOT_FILES["pr_curve"]: "Test precision-recall curve",
-}
-FRAMEWORKS = ("transformers", "torch", "datasets", "tokenizers", "accelerate", "evaluate", "huggingface_hub", "peft")
 # Recipe keys that are bookkeeping (where to write, how to log, which device), not hyperparameters.
 NOT_HYPERPARAMETERS = frozenset(
     {
@@ -60,189 +57,6 @@ NOT_HYPERPARAMETERS = frozenset(
 )  # fmt: skip
 WIDGET_EXAMPLES_PER_LABEL = 2
 WIDGET_MAX_CHARS = 120
-
-
-# ------------------------------------------------------------------------------------------ small helpers
-
-
-def is_hub_id(name: str | None) -> bool:
-    """Whether ``name`` is a valid Hub repo id (``name`` or ``namespace/name``) and not an existing local path."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if not name or not isinstance(name, str) or name.startswith((".", "/", "~")) or os.path.exists(name):
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
-def is_local_path(value: Any) -> bool:
-    """Whether ``value`` is a string naming a local file or folder (existing, absolute or explicitly relative)."""
-    if not isinstance(value, str) or not value or "\n" in value:
-        return False
-    return os.path.isabs(value) or value.startswith(("./", "../", "~")) or os.path.exists(value)
-
-
-def public_value(value: Any) -> Any:
-    """``value`` with local paths reduced to ``<local>/<name>`` (cards are public; the machine's paths are not)."""
-    if isinstance(value, Mapping):
-        return {k: public_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [public_value(v) for v in value]
-    if is_local_path(value):
-        return f"<local>/{Path(value).expanduser().name}"
-    return value
-
-
-def recorded_base_model(directory: str | os.PathLike) -> str | None:
-    """The Hub id a local checkpoint says it derives from: its card's ``base_model``, its recipe's
-    ``model_name_or_path`` or its config's ``_name_or_path``; None if it records none."""
-    import yaml
-
-    directory = Path(directory)
-    card: Any = None
-    recorded: list[Any] = []  # values that may be paths relative to wherever the run was started
-    try:
-        if (directory / CARD_FILE).is_file():
-            card = ModelCard.load(directory / CARD_FILE, ignore_metadata_errors=True).data.get("base_model")
-        if (directory / RECIPE_FILE).is_file():
-            recorded.append((yaml.safe_load((directory / RECIPE_FILE).read_text()) or {}).get("model_name_or_path"))
-        if (directory / "config.json").is_file():
-            recorded.append(json.loads((directory / "config.json").read_text()).get("_name_or_path"))
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        logger.warning("could not read the base model recorded in %s: %s", directory.name, err)
-    card = card[0] if isinstance(card, list) and card else card
-    if is_hub_id(card):  # checked when the card was written
-        return card
-    for value in recorded:  # "outputs/run1" looks like a Hub id: reject what names a folder near this one
-        near = (directory, *directory.resolve().parents)
-        if is_hub_id(value) and not any((ancestor / value).exists() for ancestor in near):
-            return value
-    return None
-
-
-def resolve_base_model(name_or_path: str | None) -> str | None:
-    """The Hub id to put in a card's ``base_model``: never a local path (see `recorded_base_model`)."""
-    if not name_or_path:
-        return None
-    if Path(name_or_path).expanduser().is_dir():
-        return recorded_base_model(Path(name_or_path).expanduser())
-    return name_or_path if is_hub_id(name_or_path) else None
-
-
-def describe_source(name_or_path: str | None, hub_id: str | None, kind: str) -> str:
-    """Markdown naming a model/dataset: a Hub link, or a local file/folder by its name only."""
-    if hub_id and hub_id == name_or_path:
-        return f"[{hub_id}](https://huggingface.co/{'datasets/' if kind == 'dataset' else ''}{hub_id})"
-    name = Path(str(name_or_path)).expanduser().name
-    local = f"a local {kind} `{name}`"
-    return f"{local} (derived from [{hub_id}](https://huggingface.co/{hub_id}))" if hub_id else local
-
-
-def detect_language(texts: Iterable[str], sample: int = 500) -> list[str] | None:
-    """``["zh"]`` or ``["en"]`` from the script of (a sample of) the texts; None when unclear."""
-    cjk = latin = 0
-    for i, text in enumerate(texts):
-        if i >= sample:
-            break
-        cjk += len(re.findall(r"[\u3400-\u9fff\uf900-\ufaff]", text))
-        latin += len(re.findall(r"[A-Za-z]", text))
-    if cjk + latin == 0:
-        return None
-    if cjk >= 0.3 * (cjk + latin):
-        return ["zh"]
-    return ["en"] if latin >= 0.9 * (cjk + latin) else None
-
-
-def framework_versions(extra: Sequence[str] = ()) -> dict[str, str]:
-    """Versions of Python, hfsent and the Hugging Face stack installed now."""
-    from . import __version__
-
-    versions = {"Python": platform.python_version(), "hfsent": __version__}
-    for name in (*FRAMEWORKS, *extra):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def model_summary(directory: str | os.PathLike) -> dict[str, Any]:
-    """Architecture of the checkpoint saved in ``directory`` (from config.json and the safetensors header)."""
-    directory = Path(directory)
-    config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
-    summary: dict[str, Any] = {
-        key: config[key]
-        for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size", "pooling")
-        if key in config
-    }
-    weights = sorted(directory.glob("*.safetensors"))
-    if weights:
-        from safetensors import safe_open
-
-        total = 0
-        for path in weights:
-            with safe_open(str(path), framework="pt") as f:
-                total += sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118
-        summary["parameters"] = total
-    return summary
-
-
-def format_value(value: Any) -> str:
-    """A hyperparameter value as a short string (floats in ``%g``, lists and dicts as JSON)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def _cell(value: Any) -> str:
-    return format_value(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _metric(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
-
-
-def training_log_rows(log_history: Sequence[Mapping[str, Any]], metrics: Sequence[str] = METRICS) -> list[dict]:
-    """One row per evaluation in ``log_history``: epoch, step, last training loss, eval loss and metrics."""
-    rows, train_loss = [], None
-    for entry in log_history:
-        if "loss" in entry:
-            train_loss = entry["loss"]
-        if "eval_loss" in entry:
-            rows.append(
-                {
-                    "epoch": f"{entry.get('epoch', 0):g}",
-                    "step": entry.get("step", ""),
-                    "train_loss": _metric(train_loss),
-                    "eval_loss": _metric(entry["eval_loss"]),
-                    "metrics": [_metric(entry.get(f"eval_{name}")) for name in metrics],
-                }
-            )
-    return rows
-
-
-def _render(template: Path, card_data: ModelCardData, context: Mapping[str, Any]) -> str:
-    card = str(ModelCard.from_template(card_data, template_path=str(template), **context))
-    return card if card.endswith("\n") else card + "\n"
-
-
-def write_card(directory: str | os.PathLike, content: str) -> Path:
-    """Write ``content`` as ``directory/README.md`` (atomically) and return its path."""
-    path = Path(directory) / CARD_FILE
-    tmp = path.with_name(f".{CARD_FILE}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-# --------------------------------------------------------------------------------- fine-tuned sentiment models
 
 
 @dataclass
@@ -360,7 +174,7 @@ class SentimentModelCardData:
     def render(self, model_id: str | None = None) -> str:
         """The card (YAML metadata + Markdown); ``model_id`` (a Hub repo id) overrides the one recorded."""
         data = dataclasses.replace(self, model_id=model_id or self.model_id)
-        return _render(SENTIMENT_TEMPLATE, data.card_data(), data._context())
+        return render_card(SENTIMENT_TEMPLATE, data.card_data(), data._context())
 
     def _context(self) -> dict[str, Any]:
         results = self.results
@@ -372,9 +186,9 @@ class SentimentModelCardData:
                 evaluation.append(
                     [
                         METRIC_TITLES[name],
-                        _metric(results.get(f"test_{name}")),
-                        _metric(results.get(f"test_tuned_{name}")),
-                        _metric(results.get(f"eval_{name}")),
+                        metric_cell(results.get(f"test_{name}")),
+                        metric_cell(results.get(f"test_tuned_{name}")),
+                        metric_cell(results.get(f"eval_{name}")),
                     ]
                 )
         examples = [w["text"] for w in self.widget[:2]] or ["物流很快，质量很好", "用了两天就坏了"]
@@ -396,15 +210,15 @@ class SentimentModelCardData:
             "test_samples": self.split_sizes.get("test"),
             "headline": evaluation and {"accuracy": evaluation[0][1], "roc_auc": evaluation[4][1]},
             "evaluation": evaluation,
-            "test_loss": _metric(results.get("test_loss")) if "test_loss" in results else None,
+            "test_loss": metric_cell(results.get("test_loss")) if "test_loss" in results else None,
             "splits": [
                 [name, self.split_sizes[name], f"{100 * self.positive_share.get(name, 0):.1f}%"]
                 for name in ("train", "validation", "test")
                 if name in self.split_sizes
             ],
-            "summary": [[key, _cell(value)] for key, value in self.summary.items()],
-            "hyperparameters": [[key, _cell(value)] for key, value in self.hyperparameters.items()],
-            "all_hyperparameters": [[key, _cell(value)] for key, value in self.all_hyperparameters.items()],
+            "summary": [[key, cell(value)] for key, value in self.summary.items()],
+            "hyperparameters": [[key, cell(value)] for key, value in self.hyperparameters.items()],
+            "all_hyperparameters": [[key, cell(value)] for key, value in self.all_hyperparameters.items()],
             "training_rows": training_log_rows(self.log_history),
             "metric_titles": [METRIC_TITLES[name] for name in METRICS],
             "plots": [[PLOT_TITLES.get(name, name), name] for name in self.plots],
@@ -421,8 +235,6 @@ def _is_publishing_key(key: str) -> bool:
 def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
     """Every recipe key's default value (``{}`` if they cannot be built safely)."""
     from accelerate.state import PartialState
-
-    from .recipe import recipe_to_dict
 
     # Building TrainingArguments resets accelerate's process state unless told to reuse it; a reset would make
     # every DDP rank believe it is the main process. Reuse the run's state (it exists once the args are parsed).
@@ -444,11 +256,10 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
     ``model_args``/``data_args``/``training_args`` are `hfsent.finetune`'s recipe dataclasses; ``splits`` the
     cleaned ``DatasetDict`` (train/validation/test, with a ``labels`` column).
     """
-    from .recipe import recipe_to_dict
 
     dataset_name = data_args.dataset_name
     dataset_id = dataset_name if is_hub_id(dataset_name) else None
-    if dataset_name.startswith("builtin:"):
+    if dataset_name.startswith(BUILTIN_PREFIX):
         dataset_text = f"the labelled reviews shipped with the `{dataset_name.split(':', 1)[1]}` package"
     else:
         dataset_text = describe_source(dataset_name, dataset_id, "dataset")
@@ -578,103 +389,10 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# ----------------------------------------------------------------------------------- MLM-pretrained encoders
-
-ENCODER_HYPERPARAMETERS = (
-    "max_seq_length", "mlm_probability", "whole_word_mask", "line_by_line", "learning_rate", "num_train_epochs",
-    "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "weight_decay",
-    "lr_scheduler_type", "seed",
-)  # fmt: skip
-ENCODER_METRICS = {"loss": "Loss (masked tokens)", "perplexity": "Perplexity", "accuracy": "Masked-token accuracy"}
-
-
-def render_pretrained_encoder_card(
-    output_dir: str | os.PathLike,
-    results: Mapping[str, Any],
-    recipe: Mapping[str, Any],
-    *,
-    model_id: str | None = None,
-    language: list[str] | None = None,
-    license: str | None = "apache-2.0",
-) -> str:
-    """The model card of an MLM-pretrained BERT encoder saved in ``output_dir``; returns it (does not write it).
-
-    ``results`` are the run's metrics (``eval_loss``/``eval_perplexity``/``eval_accuracy``, optional
-    ``init_eval_*`` and ``train_*``), ``recipe`` the resolved recipe dict (``model_name_or_path``,
-    ``dataset_name`` (a list or a string), ``max_seq_length``, ``mlm_probability``, ...). The training curve
-    comes from ``output_dir/trainer_state.json`` if present. Offline; write the result with
-    `write_card` (``output_dir/README.md``).
-    """
-    output_dir = Path(output_dir)
-    datasets = recipe.get("dataset_name") or []
-    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    dataset_ids = [d for d in datasets if is_hub_id(d)]
-    base_model = resolve_base_model(recipe.get("model_name_or_path"))
-    log_history = []
-    if (output_dir / TRAINER_STATE_FILE).is_file():
-        log_history = json.loads((output_dir / TRAINER_STATE_FILE).read_text()).get("log_history", [])
-    title = model_id.split("/")[-1] if model_id else output_dir.name
-    eval_results = [
-        EvalResult(
-            task_type="fill-mask",
-            task_name="Masked language modelling",
-            dataset_type=dataset_ids[0] if len(dataset_ids) == 1 else "unknown",
-            dataset_name=", ".join(Path(str(d)).name if not is_hub_id(d) else d for d in datasets) or "unknown",
-            dataset_split="validation",
-            metric_type=name,
-            metric_value=results[f"eval_{name}"],
-        )
-        for name in ("perplexity", "accuracy")
-        if f"eval_{name}" in results
-    ]
-    card_data = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        tags=["hfsent", "bert", "fill-mask", "masked-language-modeling"],
-        datasets=dataset_ids or None,
-        base_model=base_model,
-        pipeline_tag="fill-mask",
-        eval_results=eval_results or None,
-        model_name=title if eval_results else None,
-    )
-    metric_rows = [
-        [title_, _metric(results.get(f"init_eval_{key}")), _metric(results.get(f"eval_{key}"))]
-        for key, title_ in ENCODER_METRICS.items()
-        if f"eval_{key}" in results
-    ]
-    context = {
-        "title": title,
-        "repo_id": model_id or f"your-username/{output_dir.name}",
-        "base_model_text": describe_source(recipe.get("model_name_or_path"), base_model, "checkpoint")
-        if recipe.get("model_name_or_path")
-        else "a BERT encoder initialised from scratch",
-        "dataset_texts": [
-            describe_source(d, d if is_hub_id(d) else None, "dataset") if not str(d).startswith("builtin:") else d
-            for d in datasets
-        ],
-        "summary": [[k, _cell(v)] for k, v in model_summary(output_dir).items()],
-        "hyperparameters": [[k, _cell(public_value(recipe[k]))] for k in ENCODER_HYPERPARAMETERS if k in recipe],
-        "all_hyperparameters": [[k, _cell(public_value(v))] for k, v in sorted(recipe.items()) if "token" not in k],
-        "metric_rows": metric_rows,
-        "has_init_eval": any(f"init_eval_{key}" in results for key in ENCODER_METRICS),
-        "train_samples": results.get("train_samples"),
-        "train_tokens": results.get("train_tokens"),
-        "training_rows": training_log_rows(log_history, metrics=("perplexity", "accuracy")),
-        "plots": [[PLOT_TITLES[name], name] for name in PLOT_TITLES if (output_dir / name).is_file()],
-        "framework_versions": list(framework_versions().items()),
-    }
-    return _render(ENCODER_TEMPLATE, card_data, context)
-
-
 __all__ = [
-    "CARD_DATA_FILE",
-    "CARD_FILE",
+    "SENTIMENT_TEMPLATE",
     "ModelCardCallback",
     "SentimentModelCardData",
     "card_for_push",
     "collect_finetuning_card_data",
-    "render_pretrained_encoder_card",
-    "resolve_base_model",
-    "write_card",
 ]

@@ -40,8 +40,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from .endpoint_handler import format_predictions, parse_payload
-from .inference import TOKENS_PER_TEXT, InferenceBackend, validate_threshold
+from ..endpoint_handler import format_predictions, parse_payload
+from .backends import InferenceBackend
+from .batching import TOKENS_PER_TEXT
+from .labels import validate_threshold
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_BATCH_SIZE = 64

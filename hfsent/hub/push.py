@@ -1,12 +1,5 @@
-"""Publishing: push an hfsent output directory to the Hugging Face Hub in one commit.
-
-`push_to_hub` uploads, in ONE commit, what makes the model usable and trustworthy: weights, config (with
-``auto_map``), model code, tokenizer, the model card (re-rendered with the repo id), ``handler.py`` (Inference
-Endpoints), results and plots; intermediate checkpoints (with their optimizer states) only when asked.
-`plan_push` computes the same file list and card without contacting anything (``hfsent push --dry-run``).
-Transient failures (network errors, 5xx, 429) are retried with exponential backoff; Hub refusals become a
-`HubError` that says what to do. The commit is atomic: a failed push leaves the repo as it was.
-"""
+"""Pushing an output directory to the Hub in one commit: what goes (`plan_push`), the push (`push_to_hub`), and
+a recipe's ``push_to_hub`` settings taken over from the Trainer (`take_push_settings`)."""
 
 from __future__ import annotations
 
@@ -15,24 +8,20 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .cards import CARD_FILE, card_for_push
-from .recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
+from ..cards import CARD_FILE, card_for_push
+from ..recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
+from .errors import HubError, resolve_token, with_retries
 
 logger = logging.getLogger("hfsent")
 
 HANDLER_FILE = "handler.py"
-HANDLER_SOURCE = Path(__file__).with_name("endpoint_handler.py")
+HANDLER_SOURCE = Path(__file__).parents[1] / "endpoint_handler.py"
 DEFAULT_COMMIT_MESSAGE = "Upload hfsent model"
-NO_TOKEN_MESSAGE = (
-    "no Hugging Face token found: log in with `hf auth login`, or set the HF_TOKEN environment variable "
-    "to a token with write access (https://huggingface.co/settings/tokens)"
-)
 # What a published model repo holds (top level of the output directory), by glob.
 ALLOWED_FILES = (
     # weights and config
@@ -55,14 +44,6 @@ WEIGHT_FILES = (
 )
 
 T = TypeVar("T")
-
-
-class HubError(RuntimeError):
-    """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def copy_endpoint_handler(directory: str | os.PathLike) -> Path:
@@ -170,16 +151,6 @@ class PushResult:
     created: bool = True
 
 
-def resolve_token(token: str | None = None) -> str:
-    """``token``, else the logged-in / ``HF_TOKEN`` token; `HubError` telling how to log in if there is none."""
-    from huggingface_hub import get_token
-
-    token = token or get_token()
-    if not token:
-        raise HubError(NO_TOKEN_MESSAGE)
-    return token
-
-
 def push_to_hub(
     output_dir: str | os.PathLike,
     repo_id: str,
@@ -213,7 +184,7 @@ def push_to_hub(
     branch = revision or "main"
 
     def retried(what: str, action: Callable[[], T]) -> T:
-        return _with_retries(what, action, max_retries, retry_delay, repo_id, branch)
+        return with_retries(what, action, max_retries, retry_delay, repo_id, branch)
 
     repo_id = retried("create the repo", lambda: api.create_repo(repo_id, private=private, exist_ok=True)).repo_id
     if revision and not create_pr and not revision.startswith("refs/"):
@@ -259,106 +230,6 @@ def _contains(content: Path | bytes, needle: bytes, chunk_size: int = 1 << 24) -
                 return True
             tail = chunk[-len(needle) :]
     return False
-
-
-# ---------------------------------------------------------------------------------------- retries, errors
-
-
-def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _is_transient(err: BaseException) -> bool:
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    try:
-        from httpx2 import TransportError  # huggingface_hub >= 2 uses httpx2
-    except ImportError:  # pragma: no cover
-        from httpx import TransportError
-
-    if isinstance(err, OfflineModeIsEnabled):
-        return False
-    status = _status(err)
-    if status is not None:
-        return status >= 500 or status == 429
-    return isinstance(err, (TransportError, ConnectionError, TimeoutError))
-
-
-def _with_retries(
-    what: str, action: Callable[[], T], max_retries: int, retry_delay: float, repo_id: str, revision: str
-) -> T:
-    for attempt in range(max_retries + 1):
-        try:
-            return action()
-        except Exception as err:
-            if not _is_transient(err):
-                raise _hub_error(err, what, repo_id, revision) from err
-            if attempt == max_retries:
-                raise HubError(
-                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): the push did not "
-                    "complete; check your connection and push again",
-                    _status(err),
-                ) from None
-            delay = retry_delay * 2**attempt
-            logger.warning(
-                "could not %s (%s); retrying in %.1f s (attempt %d of %d)",
-                what,
-                _reason(err),
-                delay,
-                attempt + 2,
-                max_retries + 1,
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _reason(err: BaseException) -> str:
-    status = _status(err)
-    return f"HTTP {status}" if status is not None else type(err).__name__
-
-
-def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubError:
-    """A clear `HubError` for a Hub refusal (the server's own message appended when there is one)."""
-    from huggingface_hub.errors import OfflineModeIsEnabled, RevisionNotFoundError
-
-    if isinstance(err, HubError):
-        return err
-    if isinstance(err, OfflineModeIsEnabled):
-        return HubError("HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push to the Hub")
-    status = _status(err)
-    namespace = repo_id.split("/")[0] if "/" in repo_id else "your"
-    server = getattr(err, "server_message", None)
-    detail = f" (the Hub said: {server.strip()})" if server else ""
-    if status == 401:
-        message = (
-            "the Hub rejected your token (401 Unauthorized): it is invalid or expired. Log in again with "
-            "`hf auth login` or set HF_TOKEN to a valid token with write access"
-        )
-    elif status == 403:
-        message = (
-            f"your token may not write to {repo_id} (403 Forbidden): use a token with write access to the "
-            f"{namespace!r} namespace (a fine-grained token needs write permission on this repo), push to your own "
-            "namespace, or open a pull request with --create-pr"
-        )
-    elif status == 404 and isinstance(err, RevisionNotFoundError):
-        message = f"revision {revision!r} of {repo_id} was not found (404): check the branch name"
-    elif status == 404:
-        message = f"{repo_id} was not found (404): check the repo id, and that your token can see it if it is private"
-    elif status == 409:
-        message = (
-            f"conflict on {repo_id} (409 Conflict) while trying to {what}: another operation on the repo may be in "
-            "progress, or a repo of another type has this name; wait and push again"
-        )
-    elif status == 412:
-        message = (
-            f"{repo_id}@{revision} changed while pushing (412): someone else committed to it; nothing was "
-            "committed, push again"
-        )
-    else:
-        message = f"could not {what} on the Hub ({_reason(err)}: {err})"
-        detail = ""
-    return HubError(message + detail, status)
 
 
 # ----------------------------------------------------------------------------------- recipes: push_to_hub
@@ -410,13 +281,11 @@ def take_push_settings(training_args: Any) -> PushSettings | None:
 
 
 __all__ = [
-    "HubError",
     "PushPlan",
     "PushResult",
     "PushSettings",
     "copy_endpoint_handler",
     "plan_push",
     "push_to_hub",
-    "resolve_token",
     "take_push_settings",
 ]
