@@ -88,16 +88,25 @@ def load(url: str, texts: list[str], clients: int, requests: int) -> tuple[float
     return time.perf_counter() - start, latencies
 
 
-def mixed(url: str, texts: list[str], reference: dict[str, float], clients: int, requests: int, big: int) -> dict:
+def mixed(
+    url: str,
+    texts: list[str],
+    reference: dict[str, dict],
+    clients: int,
+    requests: int,
+    big: int,
+    tolerance: float = 1e-4,
+) -> dict:
     """``clients`` threads each send ``requests`` one-text requests while one more thread keeps sending requests
-    of ``big`` texts until they finish. Every answer is checked against ``reference`` (label and score by text)."""
+    of ``big`` texts until they finish. Every answer is checked against ``reference`` (label and score by text,
+    the score to ``tolerance``)."""
     parts = urlsplit(url)
     done = threading.Event()
     wrong: list[str] = []
 
     def check(text: str, answer: dict) -> None:
         want = reference[text]
-        if answer["label"] != want["label"] or abs(answer["score"] - want["score"]) > 1e-4:
+        if answer["label"] != want["label"] or abs(answer["score"] - want["score"]) > tolerance:
             wrong.append(f"{text[:20]!r}: {answer} vs {want}")
 
     def small_client(worker: int) -> list[float]:
@@ -164,7 +173,10 @@ def main_mixed(args: argparse.Namespace) -> None:
         try:
             load(url, texts[-50:], 2, 50)  # warm-up
             load_before = os.getloadavg()
-            result = mixed(url, texts, reference, args.clients, args.requests_each, args.big)
+            # int8: dynamic quantization scales activations per batch, so a score depends on its batch (~1e-3)
+            tolerance = 1e-4 if backend == "torch" else 1e-2
+            result = mixed(url, texts, reference, args.clients, args.requests_each, args.big, tolerance)
+            result["score_tolerance"] = tolerance
             result = {"backend": "torch" if backend == "torch" else "ONNX int8", **result}
             result["load_average"] = [list(load_before), list(os.getloadavg())]
             results.append(result)
