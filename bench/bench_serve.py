@@ -6,6 +6,11 @@ keep-alive `http.client` connection, sending one review per request (`{"inputs":
 each request from send to parsed answer. The clients run on the same 2 cores as the server.
 
 Run: python bench/bench_serve.py   (reads $HFSENT_SHARED, default ../shared; ~2 minutes on 2 cores)
+
+Mixed load (issue 12 acceptance 3): python bench/bench_serve.py --mixed [--backends torch onnx]
+64 clients each send 50 one-review requests while one more client keeps sending requests of 10,000 reviews;
+every answer is checked against `hfsent.predict` with the same backend in this process, and the one-review
+requests' p50/p99 are reported (results in bench/results/serve-mixed.json).
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from common import ROOT, machine
 from inference_setup import prepare_model, prepare_onnx, reviews, write_report
 
 
-def start_server(model: Path, backend: str, threads: int | None) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--backend", backend]
+def start_server(model: Path, backend: str, threads: int | None, *extra: str) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--backend", backend, *extra]
     if threads:
         cmd += ["--threads", str(threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -83,14 +88,138 @@ def load(url: str, texts: list[str], clients: int, requests: int) -> tuple[float
     return time.perf_counter() - start, latencies
 
 
+def mixed(
+    url: str,
+    texts: list[str],
+    reference: dict[str, dict],
+    clients: int,
+    requests: int,
+    big: int,
+    tolerance: float = 1e-4,
+) -> dict:
+    """``clients`` threads each send ``requests`` one-text requests while one more thread keeps sending requests
+    of ``big`` texts until they finish. Every answer is checked against ``reference`` (label and score by text,
+    the score to ``tolerance``)."""
+    parts = urlsplit(url)
+    done = threading.Event()
+    wrong: list[str] = []
+
+    def check(text: str, answer: dict) -> None:
+        want = reference[text]
+        if answer["label"] != want["label"] or abs(answer["score"] - want["score"]) > tolerance:
+            wrong.append(f"{text[:20]!r}: {answer} vs {want}")
+
+    def small_client(worker: int) -> list[float]:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+        latencies = []
+        for i in range(requests):
+            text = texts[(worker * requests + i) % len(texts)]
+            start = time.perf_counter()
+            answer = call(conn, "POST", {"inputs": text})
+            latencies.append(time.perf_counter() - start)
+            check(text, answer[0])
+        conn.close()
+        return latencies
+
+    def big_client() -> list[float]:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+        seconds, k = [], 0
+        while not done.is_set():
+            batch = [texts[(k + j) % len(texts)] for j in range(big)]
+            start = time.perf_counter()
+            answers = call(conn, "POST", {"inputs": batch})
+            seconds.append(time.perf_counter() - start)
+            for text, answer in zip(batch, answers, strict=True):
+                check(text, answer)
+            k += 7919
+        conn.close()
+        return seconds
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients + 1) as pool:
+        big_future = pool.submit(big_client)
+        time.sleep(0.5)  # the first huge request is queued before the small ones start
+        latencies = [t for part in pool.map(small_client, range(clients)) for t in part]
+        done.set()
+        big_seconds = big_future.result()
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "max_ms": 1000 * max(latencies),
+        "seconds": time.perf_counter() - start,
+        "big_requests": len(big_seconds),
+        "big_request_seconds": big_seconds,
+        "wrong_answers": len(wrong),
+        "first_wrong": wrong[:3],
+    }
+
+
+def main_mixed(args: argparse.Namespace) -> None:
+    import hfsent
+    from hfsent.inference import load_backend
+
+    texts, train_rows = reviews()
+    model_dir = prepare_model(train_rows, args.train_steps)
+    folders = {"torch": model_dir, "onnx": prepare_onnx(model_dir) if "onnx" in args.backends else None}
+    results = []
+    for backend in args.backends:
+        local = load_backend(str(folders[backend]), backend, 1)
+        reference = dict(zip(texts, hfsent.predict(texts, local), strict=True))
+        del local
+        extra = ["--max-body-bytes", str(64 << 20), "--max-inputs", str(args.big)]
+        proc, url = start_server(folders[backend], backend, args.threads, *extra)
+        try:
+            load(url, texts[-50:], 2, 50)  # warm-up
+            load_before = os.getloadavg()
+            # int8: dynamic quantization scales activations per batch, so a score depends on its batch (~1e-3)
+            tolerance = 1e-4 if backend == "torch" else 1e-2
+            result = mixed(url, texts, reference, args.clients, args.requests_each, args.big, tolerance)
+            result["score_tolerance"] = tolerance
+            result = {"backend": "torch" if backend == "torch" else "ONNX int8", **result}
+            result["load_average"] = [list(load_before), list(os.getloadavg())]
+            results.append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "big_request_seconds"}), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    write_report(
+        args,
+        data=f"{args.clients} clients x {args.requests_each} one-review requests, while one more client sends "
+        f"requests of {args.big} reviews (the 2,000 reviews of online_shopping_10_cats, cycled)",
+        uptime=subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        results=results,
+    )
+    print(machine())
+    print("| backend | one-text requests | p50 ms | p99 ms | max ms | 10,000-text requests (s each) | wrong answers |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    for r in results:
+        big = ", ".join(f"{s:.1f}" for s in r["big_request_seconds"])
+        print(
+            f"| {r['backend']} | {r['requests']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
+            f"{r['big_requests']} ({big}) | {r['wrong_answers']} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mixed", action="store_true", help="the mixed load of issue 12 (see above)")
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
+    parser.add_argument("--clients", type=int, default=64, help="--mixed: one-text clients")
+    parser.add_argument("--requests-each", type=int, default=50, help="--mixed: requests per one-text client")
+    parser.add_argument("--big", type=int, default=10_000, help="--mixed: texts per large request")
     parser.add_argument("--train-steps", type=int, default=100)
     parser.add_argument("--requests", type=int, default=600, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=None, help="model threads (default: one per core)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve.json")
+    parser.add_argument("--output", type=Path, default=None, help="default bench/results/serve[-mixed].json")
     args = parser.parse_args()
+    if args.output is None:
+        args.output = ROOT / "bench" / "results" / ("serve-mixed.json" if args.mixed else "serve.json")
+    if args.mixed:
+        main_mixed(args)
+        return
 
     texts, train_rows = reviews()
     model_dir = prepare_model(train_rows, args.train_steps)

@@ -10,9 +10,16 @@ The Inference Endpoints toolkit imports ``handler.py`` from the repository snaps
 
 as the hosted ``text-classification`` task (and ``pipeline("text-classification")``) answers, except that the
 label is decided at the model's tuned ``config.threshold`` on P(pos), not at 0.5; with both labels the decided
-label comes first. Parameters: ``top_k`` (1, 2 or null), ``threshold`` (overrides ``config.threshold``),
-``truncation`` (default true) and ``max_length``. A malformed payload raises a `ValueError` saying what is wrong
-(the toolkit answers it as an HTTP 400 with that message).
+label comes first. Parameters: those of the hosted task (huggingface_hub's ``TextClassificationParameters``):
+``top_k`` (1, 2 or null) and ``function_to_apply`` (``"sigmoid"``, ``"softmax"`` or ``"none"``), plus
+``threshold`` (overrides ``config.threshold``), ``truncation`` and ``max_length``. The model's logits are
+``[0, z]`` with one real logit ``z``: ``"sigmoid"`` (on ``z``, as a single-logit model's pipeline does) and
+``"softmax"`` (on ``[0, z]``) give the same scores, P(pos) = sigmoid(z) and P(neg) = 1 - P(pos); ``"none"``
+gives the raw logits, ``z`` for pos and 0 for neg. The label is decided at the threshold either way.
+Texts longer than the model accepts are always truncated to its last position (``truncation: false`` cannot
+make it read further), and only a bounded prefix of a long text is tokenized (`encode_truncated`). An empty or
+blank text, and text that is not valid Unicode, is refused. A malformed payload raises a `ValueError` saying
+what is wrong (the toolkit answers it as an HTTP 400 with that message).
 
 This file must run where hfsent is not installed: it imports only the standard library, ``torch`` and
 ``transformers``, and loads the model with ``trust_remote_code=True`` (the code travels with the weights).
@@ -29,8 +36,17 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-PARAMETERS = ("top_k", "threshold", "truncation", "max_length")
+PARAMETERS = ("top_k", "function_to_apply", "threshold", "truncation", "max_length")
+FUNCTIONS = ("sigmoid", "softmax", "none")
 LABELS = ("neg", "pos")
+# encode_truncated: a text longer than this many characters per token of ``max_length`` (plus WORD_TOKENS) is cut
+# before tokenizing; a longer prefix is tried only when the cut one holds too few tokens to be exact.
+CHARS_PER_TOKEN = 8
+# The most tokens one word can give (BERT WordPiece: a word of over 100 characters is one [UNK]); a cut prefix
+# that holds this many tokens beyond ``max_length`` has its first ``max_length`` tokens exact.
+WORD_TOKENS = 100
+# "none" recovers z from P(pos); P(pos) is clipped to [MIN, 1 - MIN] first, so |z| <= 36.7 stays finite JSON.
+MIN_PROBABILITY = 1e-16
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,7 @@ class Request:
     texts: list[str]
     batched: bool
     top_k: int = 1
+    function_to_apply: str = "softmax"
     threshold: float | None = None
     truncation: bool = True
     max_length: int | None = None
@@ -73,7 +90,28 @@ def parse_payload(data: Any) -> Request:
         texts, batched = list(inputs), True
     else:
         raise ValueError(f'"inputs" must be a string or a list of strings, got {_kind(inputs)}')
+    for i, text in enumerate(texts):
+        problem = text_problem(text)
+        if problem is not None:
+            where = f"item {i} of " if batched else ""
+            raise ValueError(f'{where}"inputs" is {problem}: send non-blank text (a string or a list of strings)')
     return Request(texts, batched, **_parse_parameters(data.get("parameters")))
+
+
+def text_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be classified (``"missing text"``, ``"not text (int)"``, ``"empty text"``, ``"not
+    valid Unicode (a lone surrogate at position 3)"``), or None for a non-blank string."""
+    if value is None:
+        return "missing text"
+    if not isinstance(value, str):
+        return f"not text ({type(value).__name__})"
+    if not value.strip():
+        return "empty text"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not valid Unicode (a lone surrogate at position {err.start})"
+    return None
 
 
 def _parse_parameters(parameters: Any) -> dict[str, Any]:
@@ -90,6 +128,11 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f'"top_k" must be a positive integer or null, got {top_k!r}')
         options["top_k"] = len(LABELS) if top_k is None else min(top_k, len(LABELS))
+    if parameters.get("function_to_apply") is not None:
+        function = parameters["function_to_apply"]
+        if function not in FUNCTIONS:
+            raise ValueError(f'"function_to_apply" must be one of {list(FUNCTIONS)} or null, got {function!r}')
+        options["function_to_apply"] = function
     if parameters.get("threshold") is not None:
         threshold = parameters["threshold"]
         if not valid_threshold(threshold):
@@ -127,26 +170,66 @@ def ranked_labels(positive_probability: float, threshold: float, labels: Sequenc
     return ranked
 
 
+def _logit(positive_probability: float) -> float:
+    """z from P(pos) = sigmoid(z): P(pos) is float64, so z is exact to ~1e-6 for |z| < 30 (clipped to |z| <= 36.7)."""
+    import math
+
+    p = min(max(float(positive_probability), MIN_PROBABILITY), 1.0 - MIN_PROBABILITY)
+    return math.log(p) - math.log1p(-p)
+
+
 def format_predictions(
     positive_probabilities: Sequence[float],
     threshold: float,
     top_k: int = 1,
     batched: bool = True,
     labels: Sequence[str] = LABELS,
+    function_to_apply: str = "softmax",
 ) -> list[Any]:
     """Label/score answers from P(pos), in the hosted text-classification format.
 
     ``top_k`` 1: one ``{"label", "score"}`` per text (the label decided at ``threshold``, its probability);
     2: both labels per text, the decided one first. A single (non-batched) input with ``top_k`` 2 gives the
-    list of its labels, like the pipeline.
+    list of its labels, like the pipeline. ``function_to_apply`` ``"none"``: the scores are the logits
+    ``[0, z]`` instead of probabilities (see the module docstring).
     """
     answers: list[Any] = []
     for p in positive_probabilities:
         ranked = ranked_labels(p, threshold, labels)
+        if function_to_apply == "none":  # the logits [0, z] in place of the probabilities
+            logits = {labels[0]: 0.0, labels[1]: _logit(p)}
+            ranked = [{"label": r["label"], "score": logits[r["label"]]} for r in ranked]
         answers.append(ranked[0] if top_k == 1 else ranked[:top_k])
     if top_k != 1 and not batched:
         return answers[0]
     return answers
+
+
+def encode_truncated(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """The ``input_ids`` of each text truncated to ``max_length`` tokens (special tokens included), with memory
+    bounded by ``max_length`` rather than by the text: a text is tokenized whole only when it is short, else
+    a prefix of ``(max_length + WORD_TOKENS) * CHARS_PER_TOKEN`` characters, doubled until the prefix holds
+    ``WORD_TOKENS`` tokens beyond ``max_length`` (then a word cut at its end cannot reach the kept tokens: the
+    ids equal those of the whole text truncated) or is the whole text.
+    """
+
+    def encode(batch: list[str], limit: int) -> list[list[int]]:
+        if not batch:
+            return []
+        return tokenizer(
+            batch, truncation=True, max_length=limit, return_attention_mask=False, return_token_type_ids=False
+        )["input_ids"]
+
+    enough = max_length + WORD_TOKENS
+    budget = enough * CHARS_PER_TOKEN
+    long = [i for i, text in enumerate(texts) if len(text) > budget]
+    encodings = encode([text if len(text) <= budget else "" for text in texts], max_length)
+    for i in long:
+        text, cut = texts[i], budget
+        while cut < len(text) and len(encode([text[:cut]], enough)[0]) < enough:
+            cut *= 2
+        encodings[i] = encode([text[:cut]], max_length)[0]
+    return encodings
 
 
 class EndpointHandler:
@@ -166,18 +249,20 @@ class EndpointHandler:
 
     @torch.inference_mode()
     def positive_probabilities(self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None):
-        """P(pos) of each text (``sigmoid`` of the model's logit ``z = logits[:, 1]``)."""
+        """P(pos) of each text (``sigmoid`` of the model's logit ``z = logits[:, 1]``, in float64).
+
+        Texts are always truncated to what the model accepts (``truncation`` is accepted for the hosted task's
+        sake; the model cannot read past its last position) or to ``max_length`` tokens when that is shorter.
+        """
+        limit = min(max_length or self.max_length, self.max_length)
+        encodings = encode_truncated(self.tokenizer, texts, limit)
         probabilities: list[float] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                list(texts[start : start + self.batch_size]),
-                padding=True,
-                truncation=truncation,
-                max_length=max_length or self.max_length,
-                return_tensors="pt",
+            batch = self.tokenizer.pad(
+                {"input_ids": encodings[start : start + self.batch_size]}, padding=True, return_tensors="pt"
             ).to(self.device)
             logits = self.model(**batch).logits
-            probabilities += torch.sigmoid(logits[:, -1].float()).tolist()
+            probabilities += torch.sigmoid(logits[:, -1].double()).tolist()
         return probabilities
 
     def __call__(self, data: dict[str, Any]) -> list[Any]:
@@ -185,4 +270,6 @@ class EndpointHandler:
         request = parse_payload(data)
         probabilities = self.positive_probabilities(request.texts, request.truncation, request.max_length)
         threshold = self.threshold if request.threshold is None else request.threshold
-        return format_predictions(probabilities, threshold, request.top_k, request.batched, self.labels)
+        return format_predictions(
+            probabilities, threshold, request.top_k, request.batched, self.labels, request.function_to_apply
+        )

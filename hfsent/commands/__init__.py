@@ -36,13 +36,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="an hfsent checkpoint (folder or Hub id); with --backend onnx a folder written by `hfsent export --onnx`",
+        help="an hfsent checkpoint (folder or Hub id), or a folder written by `hfsent export --onnx`",
     )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="torch",
-        help="torch (default), or onnx: ONNX Runtime on an exported folder (its int8 model when there is one)",
+        default=None,
+        help="torch, or onnx: ONNX Runtime on an exported folder (its int8 model when there is one); default: "
+        "onnx for a folder holding model.onnx and no torch weights, else torch",
     )
     parser.add_argument(
         "--threshold", type=threshold, default=None, help="decision threshold on P(pos) (default: the model's)"
@@ -65,15 +66,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_backend_or_exit(
-    parser: argparse.ArgumentParser, model: str, backend: str = "torch", threads: int | None = None
+    parser: argparse.ArgumentParser, model: str, backend: str | None = None, threads: int | None = None
 ) -> InferenceBackend:
-    """Load ``model`` with ``backend``; a model that cannot be loaded is a usage error (exit 2)."""
+    """Load ``model`` with ``backend`` (None: `~hfsent.inference.detect_backend`); a model that cannot be
+    loaded is a usage error (exit 2)."""
     from transformers.utils import logging as hf_logging
 
-    from ..inference import load_backend
+    from ..inference.backends import detect_backend, load_backend
 
     if not Path(model).exists() and looks_like_local_path(model):
         parser.error(f"model not found: {model!r}")  # a path, not a Hub id: say so plainly
+    backend = backend or detect_backend(model)
     hf_logging.disable_progress_bar()
     try:
         return load_backend(model, backend, threads)

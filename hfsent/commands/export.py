@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     from ..inference import load_backend
     from ..inference.export import export_onnx, parity
 
-    reference = load_backend_or_exit(parser, args.model, threads=args.threads)
+    reference = load_backend_or_exit(parser, args.model, "torch", threads=args.threads)
     texts = _parity_texts(parser, args, reference.tokenizer)
 
     files = export_onnx(args.model, out, quantize=args.quantize)

@@ -17,7 +17,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent serve`` argument parser."""
-    from ..inference.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT_MS
+    from ..inference.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
 
     parser = argparse.ArgumentParser(prog="hfsent serve", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -35,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})",
     )
+    parser.add_argument(
+        "--max-inputs",
+        type=positive_int,
+        default=DEFAULT_MAX_INPUTS,
+        help=f"requests with more texts than this get 413 (default {DEFAULT_MAX_INPUTS}); large requests are "
+        "scored in chunks of --batch-size, taking turns with the other requests",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     return parser
 
@@ -42,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run ``hfsent serve`` until interrupted (Ctrl-C or SIGTERM)."""
     import signal
+    import socket
+    import sys
 
     from ..inference.server import InferenceServer
 
@@ -60,11 +69,15 @@ def main(argv: list[str]) -> int:
             max_batch_size=args.batch_size,
             max_wait_ms=args.max_wait_ms,
             max_body_bytes=args.max_body_bytes,
+            max_inputs=args.max_inputs,
             max_length=args.max_length,
             access_log=args.access_log,
         )
-    except OSError as err:
+    except socket.gaierror as err:  # --host names no address: a usage error
         parser.error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
+    except OSError as err:  # port in use, no permission: the environment's, exit 1
+        print(f"hfsent serve: error: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr)
+        return 1
     if args.host not in LOOPBACK:
         print(f"hfsent serve: warning: listening on {args.host}, reachable from other machines, without authentication")
 

@@ -61,13 +61,37 @@ def load_model_and_tokenizer(
     return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
 
 
-def load_backend(name_or_path: str, backend: str = "torch", threads: int | None = None) -> InferenceBackend:
-    """Load a model for inference: ``backend="torch"`` (an hfsent checkpoint) or ``"onnx"``.
+# Weight files of a torch checkpoint (transformers' names, sharded or not).
+TORCH_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def detect_backend(name_or_path: str) -> str:
+    """The backend for ``name_or_path``: ``"onnx"`` for an ``.onnx`` file or a folder with an ONNX graph
+    (written by ``hfsent export --onnx``) and no torch weights, else ``"torch"`` (checkpoints and Hub ids)."""
+    path = Path(name_or_path)
+    if path.is_file() and path.suffix == ".onnx":
+        return "onnx"
+    onnx_graph = path.is_dir() and any((path / f).is_file() for f in (ONNX_FILE, INT8_FILE))
+    if onnx_graph and not any((path / f).is_file() for f in TORCH_WEIGHTS):
+        return "onnx"
+    return "torch"
+
+
+def load_backend(name_or_path: str, backend: str | None = None, threads: int | None = None) -> InferenceBackend:
+    """Load a model for inference: ``backend="torch"`` (an hfsent checkpoint) or ``"onnx"``; None (the
+    default) picks it with `detect_backend`.
 
     For ``"onnx"``, ``name_or_path`` is a folder written by ``hfsent export --onnx`` or one ``.onnx``
     file in it (see `OnnxBackend`). ``threads``: intra-op threads (default: the library's
     choice, one per core); for torch this sets the process-wide ``torch.set_num_threads``.
     """
+    if backend is None:
+        backend = detect_backend(name_or_path)
     if backend == "torch":
         if threads:
             torch.set_num_threads(threads)
@@ -176,6 +200,7 @@ __all__ = [
     "InferenceBackend",
     "OnnxBackend",
     "TorchBackend",
+    "detect_backend",
     "load_backend",
     "load_model_and_tokenizer",
     "resolve_onnx_file",

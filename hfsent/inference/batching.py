@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
+from ..endpoint_handler import encode_truncated
+
 # A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
 # run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
 # batches of 64 texts capped at 1,024 tokens ran 1.9x (torch) to 3.8x (ONNX int8) faster than uncapped ones.
@@ -68,8 +70,8 @@ def batched_positive_probabilities(
     pool: Executor | None = None,
     workers: int = 1,
 ) -> list[float]:
-    """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
-    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
+    """Tokenise ``texts`` (truncating to ``max_length``, see `encode_truncated`), score them in length-sorted,
+    padded batches with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
 
     A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
     ``batch_size * TOKENS_PER_TEXT``). With a ``pool`` of ``workers`` threads, batches run concurrently
@@ -78,13 +80,10 @@ def batched_positive_probabilities(
     """
     if not texts:
         return []
-    encodings = tokenizer(
-        list(texts),
-        truncation=max_length is not None,
-        max_length=max_length,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )["input_ids"]
+    if max_length is None:
+        encodings = tokenizer(list(texts), return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    else:  # memory bounded by max_length, not by the longest text
+        encodings = encode_truncated(tokenizer, texts, max_length)
     max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
     if pool is not None and workers > 1:
         batch_size = max(1, min(batch_size, -(-len(encodings) // workers)))
@@ -103,7 +102,7 @@ def batched_positive_probabilities(
     batches = list(length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens))
     probs = [0.0] * len(encodings)
     for idx, z in zip(batches, (pool.map if pool is not None else map)(score, batches), strict=True):
-        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z)).tolist(), strict=True):
+        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z).double()).tolist(), strict=True):
             probs[i] = p
     return probs
 

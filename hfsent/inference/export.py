@@ -20,10 +20,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .backends import INT8_FILE, ONNX_FILE, InferenceBackend, load_model_and_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 QUANTIZATIONS = ("int8",)
 
@@ -50,26 +54,46 @@ def _quiet_exporter() -> Iterator[io.StringIO]:
             lg.setLevel(level)
 
 
-def export_onnx(model_path: str, out_dir: str | Path, quantize: str | None = None) -> list[Path]:
-    """Export an hfsent checkpoint to ``out_dir`` (see the module docstring); return the ONNX files written.
+def export_onnx(
+    model: str | PreTrainedModel,
+    out_dir: str | Path,
+    quantize: str | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> list[Path]:
+    """Export an hfsent model to ``out_dir`` (see the module docstring); return the ONNX files written.
 
-    ``quantize="int8"`` also writes ``model_int8.onnx`` (`quantize_int8`).
+    ``model`` is a checkpoint (folder or Hub id; its tokenizer is loaded too) or a loaded model with its
+    ``tokenizer``, on any device and in any dtype: the graph is always traced from an fp32 copy on the CPU
+    (a graph traced on CUDA holds CUDA-only attention kernels that ONNX Runtime's CPU provider cannot run),
+    and the model itself is left as it was. ``quantize="int8"`` also writes ``model_int8.onnx`` (`quantize_int8`).
+    Raises `ValueError` for a model whose weights are not loaded (the ``meta`` device).
     """
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"unsupported quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    import onnx
+    import torch
     from transformers.exporters import OnnxConfig, OnnxExporter
 
     out = Path(out_dir)
-    model, tokenizer = load_model_and_tokenizer(model_path)
-    # Two rows of different lengths: a batch > 1 and padding, so neither axis nor the mask is specialised.
-    sample = tokenizer(["hfsent export sample text", "short"], padding=True, return_tensors="pt")
-    sample = {k: sample[k] for k in ("input_ids", "attention_mask")}
-    with _quiet_exporter() as log:
-        try:
-            exported = OnnxExporter().export(model, sample, OnnxConfig(dynamic=True))
-        except Exception as err:
-            raise RuntimeError(f"ONNX export failed: {err}\n{log.getvalue()[-4000:]}") from err
-        exported.save_pretrained(out)
+    with torch.device("cpu"):  # also over a torch.set_default_device("cuda") of the caller
+        if isinstance(model, str):
+            model, tokenizer = load_model_and_tokenizer(model, device_map="cpu", dtype=torch.float32)
+        elif tokenizer is None:
+            raise ValueError("export_onnx needs the tokenizer when `model` is a model object")
+        else:
+            model = cpu_float32_copy(model)
+        # Two rows of different lengths: a batch > 1 and padding, so neither axis nor the mask is specialised.
+        sample = tokenizer(["hfsent export sample text", "short"], padding=True, return_tensors="pt")
+        sample = {k: sample[k].cpu() for k in ("input_ids", "attention_mask")}
+        with _quiet_exporter() as log:
+            try:
+                exported = OnnxExporter().export(model, sample, OnnxConfig(dynamic=True))
+            except Exception as err:
+                raise RuntimeError(f"ONNX export failed: {err}\n{log.getvalue()[-4000:]}") from err
+            exported.save_pretrained(out)
+    graph = onnx.load(str(out / ONNX_FILE), load_external_data=False)  # the weights stay in model.onnx.data
+    if drop_initializer_value_info(graph.graph):
+        onnx.save(graph, str(out / ONNX_FILE))
     tokenizer.save_pretrained(out)
     files = [out / ONNX_FILE]
     if quantize == "int8":
@@ -79,14 +103,57 @@ def export_onnx(model_path: str, out_dir: str | Path, quantize: str | None = Non
     return files
 
 
+def cpu_float32_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``model`` in fp32 on the CPU, in eval mode (``model`` itself is not moved or cast).
+
+    Raises `ValueError` when a weight is on the ``meta`` device (a model built without its weights).
+    """
+    import torch
+
+    meta = next((name for name, p in model.state_dict().items() if p.is_meta), None)
+    if meta is not None:
+        raise ValueError(
+            f"the model's weight {meta!r} is on the meta device (not loaded); export a loaded model or its "
+            "checkpoint folder"
+        )
+    state = {
+        name: t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype)
+        for name, t in model.state_dict().items()
+    }
+    copy = type(model)(model.config)
+    copy.load_state_dict(state)
+    return copy.to(torch.float32).eval()
+
+
 def quantize_int8(source: str | Path, target: str | Path) -> Path:
     """Dynamic int8 quantization (`onnxruntime.quantization.quantize_dynamic`, QInt8 weights; activations
     are quantized at run time, so no calibration data is needed)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(source))  # with its weights: quantize_dynamic rewrites them
+    drop_initializer_value_info(model.graph)
     with _quiet_exporter():
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        quantize_dynamic(model, str(target), weight_type=QuantType.QInt8)
     return Path(target)
+
+
+def drop_initializer_value_info(graph) -> int:
+    """Remove the ``value_info`` entries that repeat an initializer's shape (``graph``: an ``onnx.GraphProto``);
+    return how many were removed.
+
+    ``torch.onnx`` records every weight's shape in ``value_info`` as well. onnxruntime < 1.32's
+    ``quantize_dynamic`` turns ``Gemm(transB=1)`` into ``MatMul`` by transposing the weight in place under the
+    same name, so the recorded shape then contradicts it and onnx shape inference stops with ``Inferred shape
+    and existing shape differ in dimension 0: (hidden) vs (1)`` (the classifier's ``(1, hidden)`` weight).
+    An initializer carries its own shape, so these entries add nothing.
+    """
+    names = {init.name for init in graph.initializer}
+    kept = [info for info in graph.value_info if info.name not in names]
+    dropped = len(graph.value_info) - len(kept)
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return dropped
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..datasource import FILE_FORMATS
+from ..endpoint_handler import text_problem
 from .backends import InferenceBackend
 from .labels import label_result, validate_threshold
 
@@ -48,6 +49,10 @@ class Row:
 
     values: dict[str, Any]
     problem: str | None = None
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> str:
+    return f"{str(path)!r} is not UTF-8 text (byte 0x{err.object[err.start]:02x}: {err.reason}); save it as UTF-8"
 
 
 def _suffix_format(path: Path, formats: dict[str, str], what: str) -> str:
@@ -75,7 +80,12 @@ class TableReader:
         self.total_rows: int | None = None
         self._rows: Iterator[Row]
         self.columns: list[str]
-        getattr(self, f"_open_{self.format}")()
+        try:
+            getattr(self, f"_open_{self.format}")()
+        except UnicodeDecodeError as err:  # in the header or the first lines
+            raise InputError(_not_utf8(self.path, err)) from None
+        except csv.Error as err:
+            raise InputError(f"{str(self.path)!r} is not valid CSV: {err}") from None
 
     def _text_file(self) -> TextIO:
         # utf-8-sig drops a byte-order mark; newline="" lets the csv module handle quoted newlines
@@ -169,7 +179,7 @@ class TableReader:
             while chunk := list(itertools.islice(self._rows, size)):
                 yield chunk
         except UnicodeDecodeError as err:
-            raise InputError(f"{str(self.path)!r} is not UTF-8 text: {err}") from None
+            raise InputError(_not_utf8(self.path, err)) from None
         except csv.Error as err:
             raise InputError(f"{str(self.path)!r} is not valid CSV: {err}") from None
 
@@ -198,20 +208,6 @@ class TableReader:
             f"no text column in {str(self.path)!r} (looked for {', '.join(TEXT_COLUMN_CANDIDATES)}); "
             f"pass --text-column, available columns: {available}"
         )
-
-
-def text_problem(value: object) -> str | None:
-    """Why ``value`` cannot be classified, or None for a non-blank string.
-
-    ``hfsent predict`` flags such rows instead of classifying them.
-    """
-    if value is None:
-        return "missing text"
-    if not isinstance(value, str):
-        return f"not text ({type(value).__name__})"
-    if not value.strip():
-        return "empty text"
-    return None
 
 
 def _json_object(line: str) -> dict[str, Any] | str:
@@ -313,6 +309,9 @@ def output_columns(prefix: str = DEFAULT_PREFIX) -> list[str]:
 def check_output_path(reader: TableReader, output: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> Path:
     """Validate the output path and the added columns before any work; raise `InputError`."""
     path = Path(output)
+    if path.is_dir():
+        accepted = ", ".join(OUTPUT_FORMATS)
+        raise InputError(f"the output {str(path)!r} is a folder; give a file path ending in {accepted}")
     _suffix_format(path, OUTPUT_FORMATS, "output")
     if path.resolve() == reader.path.resolve():
         raise InputError(f"the output {str(path)!r} would overwrite the input")

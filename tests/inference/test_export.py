@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -9,6 +10,7 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from huggingface_hub import InferenceClient
 
 import hfsent
@@ -57,6 +59,66 @@ def test_export_writes_a_self_contained_folder_and_prints_parity(exported):
     assert int8_diff < 0.05 and int8_agree >= 297
 
 
+def test_exported_graph_quantizes_with_every_supported_onnxruntime(exported):
+    """onnxruntime < 1.32's quantize_dynamic transposes Gemm weights in place; a weight shape also recorded in
+    value_info then contradicts it (``ShapeInferenceError: ... differ in dimension 0: (32) vs (1)``, issue 11
+    item 7 with onnx 1.23.1 / onnxruntime 1.30). The export must not record initializer shapes twice."""
+    import onnx
+
+    graph = onnx.load(str(exported[0] / "model.onnx"), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    assert weights and not [info.name for info in graph.value_info if info.name in weights]
+
+
+@pytest.fixture
+def cpu_model(model_dir):
+    from hfsent.inference import load_model_and_tokenizer
+
+    return load_model_and_tokenizer(str(model_dir))
+
+
+def _export_and_compare(model, tokenizer, reference, out):
+    """Export ``model`` (a model object) to ``out`` and compare its ONNX probabilities with ``reference``'s."""
+    from hfsent.inference.export import export_onnx
+
+    before = {name: (p.device, p.dtype) for name, p in model.state_dict().items()}
+    with one_torch_thread():
+        files = export_onnx(model, out, tokenizer=tokenizer)
+    assert files == [out / "model.onnx"]
+    assert {name: (p.device, p.dtype) for name, p in model.state_dict().items()} == before  # left where it was
+    texts = review_texts(40, seed=5)
+    got = [r["positive_probability"] for r in hfsent.predict(texts, load_backend(str(out), "onnx", threads=1))]
+    want = [r["positive_probability"] for r in hfsent.predict(texts, reference, tokenizer)]
+    assert got == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_export_of_a_model_on_the_gpu(cpu_model, tmp_path):
+    """A model loaded on the GPU exports a CPU graph equal to torch's (issue 11 item 7)."""
+    model, tokenizer = cpu_model
+    _export_and_compare(copy.deepcopy(model).to("cuda"), tokenizer, model, tmp_path / "onnx")
+
+
+def test_export_of_a_bfloat16_model_object_gives_an_fp32_graph(cpu_model, tmp_path):
+    """A model object in another dtype (as on a GPU) exports from an fp32 CPU copy and stays as it was."""
+    model, tokenizer = cpu_model
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    reference = copy.deepcopy(bf16).to(torch.float32)  # the same (rounded) weights in fp32
+    _export_and_compare(bf16, tokenizer, reference, tmp_path / "onnx")
+
+
+def test_export_of_a_model_without_weights_says_so(model_dir, tmp_path):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from hfsent.inference.export import export_onnx
+
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(model_dir))
+    with pytest.raises(ValueError, match=r"is on the meta device \(not loaded\)"):
+        export_onnx(model, tmp_path / "onnx", tokenizer=review_tokenizer())
+    assert not (tmp_path / "onnx").exists()
+
+
 def test_predict_onnx_int8_on_10k_parquet_rows(exported, model_dir, tmp_path):
     out_dir, _ = exported
     texts = review_texts(N_ROWS, seed=22)
@@ -64,7 +126,8 @@ def test_predict_onnx_int8_on_10k_parquet_rows(exported, model_dir, tmp_path):
     src, out = tmp_path / "reviews.parquet", tmp_path / "scored.jsonl"
     pq.write_table(pa.table({"rid": list(range(N_ROWS)), "text": texts}), src, row_group_size=3000)
 
-    proc = run_cli("predict", str(out_dir), "--backend", "onnx", "-i", str(src), "-o", str(out), "--threads", "1")
+    # no --backend: an export folder (model.onnx, no torch weights) runs on ONNX Runtime (issue 11 item 11)
+    proc = run_cli("predict", str(out_dir), "-i", str(src), "-o", str(out), "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["rid"] for r in rows] == list(range(N_ROWS))
@@ -108,6 +171,22 @@ def test_serve_onnx_backend_with_inference_client(exported, local_http_client):
         server.server_close()
     assert answer.label == expected["label"]
     assert answer.score == pytest.approx(expected["score"], abs=1e-5)
+
+
+def test_serve_detects_an_export_folder(exported, tmp_path):
+    """``hfsent serve <export dir>`` without --backend serves it with ONNX Runtime (issue 11 item 11)."""
+    from .test_serve import request, start_server, stop_server
+
+    out_dir, _ = exported
+    proc, url, lines = start_server(out_dir, log_path=tmp_path / "serve.log", banner="(onnx, threshold 0.5)")
+    try:
+        text = review_texts(1, seed=24)[0]
+        expected = hfsent.predict([text], load_backend(str(out_dir), "onnx", threads=1))[0]
+        status, answer = request(url, "POST", body={"inputs": text})
+        assert status == 200 and answer[0]["label"] == expected["label"]
+        assert request(url)[1]["backend"] == "onnx"
+    finally:
+        stop_server(proc, lines)
 
 
 @pytest.mark.parametrize(

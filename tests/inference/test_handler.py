@@ -100,3 +100,60 @@ def test_payload_parsing_and_formatting_are_reusable():
     for bad in ({"inputs": "x", "parameters": {"threshold": 1.5}}, {"inputs": "x", "parameters": []}):
         with pytest.raises(ValueError, match=r"threshold|parameters"):
             parse_payload(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny_handler(tmp_path_factory):
+    """handler.py's `EndpointHandler` on a tiny trained checkpoint (128 positions), as the toolkit builds it."""
+    from hfsent.endpoint_handler import EndpointHandler
+
+    from ..fixtures.helpers import review_tokenizer
+    from ..fixtures.inference_helpers import one_torch_thread, save_trained_tiny_checkpoint
+
+    model_dir = save_trained_tiny_checkpoint(tmp_path_factory.mktemp("handler") / "model", review_tokenizer())
+    with one_torch_thread():
+        yield EndpointHandler(str(model_dir)), model_dir
+
+
+def test_handler_accepts_the_hosted_parameters_and_does_the_binary_thing(tiny_handler):
+    """Issue 11 item 11: function_to_apply (sigmoid, softmax, none) and top_k, as huggingface_hub's
+    TextClassificationParameters send them, on a model whose logits are [0, z]."""
+    import math
+
+    from ..fixtures.inference_helpers import review_texts
+
+    handler, model_dir = tiny_handler
+    texts = review_texts(8, seed=31)
+    local = hfsent.predict(texts, str(model_dir))
+    plain = handler({"inputs": texts, "parameters": {"top_k": None}})
+    assert handler({"inputs": texts, "parameters": {"function_to_apply": "sigmoid", "top_k": None}}) == plain
+    assert handler({"inputs": texts, "parameters": {"function_to_apply": "softmax", "top_k": None}}) == plain
+    assert handler({"inputs": texts, "parameters": {"function_to_apply": None, "top_k": None}}) == plain
+    raw = handler({"inputs": texts, "parameters": {"function_to_apply": "none", "top_k": 2}})
+    for row, r in zip(raw, local, strict=True):
+        z = math.log(r["positive_probability"] / (1 - r["positive_probability"]))
+        assert row[0]["label"] == r["label"]  # decided at the threshold, as with probabilities
+        assert {d["label"]: d["score"] for d in row} == {"pos": pytest.approx(z, abs=1e-4), "neg": 0.0}
+    with pytest.raises(ValueError, match=r'"function_to_apply" must be one of \['):
+        handler({"inputs": "好", "parameters": {"function_to_apply": "relu"}})
+
+
+def test_handler_truncates_long_reviews_and_refuses_empty_ones(tiny_handler):
+    """Long and empty inputs through handler.py (conformance): a review far past the model's 128 positions
+    is scored on its first 128 tokens, even with truncation false; an empty or blank one is refused with the
+    reason, as `hfsent predict` flags it."""
+    handler = tiny_handler[0]
+    long_review = "，".join([POSITIVE_REVIEWS[0]] * 400)  # ~10,000 characters
+    head = handler.tokenizer.decode(handler.tokenizer(long_review, truncation=True, max_length=128)["input_ids"][1:-1])
+    expected = handler({"inputs": head.replace(" ", "")})
+    assert handler({"inputs": long_review}) == [
+        {"label": expected[0]["label"], "score": pytest.approx(expected[0]["score"], abs=1e-6)}
+    ]
+    assert handler({"inputs": long_review, "parameters": {"truncation": False}})[0]["label"] == expected[0]["label"]
+    for payload, message in (
+        ({"inputs": ""}, '"inputs" is empty text'),
+        ({"inputs": ["好", "  "]}, 'item 1 of "inputs" is empty text'),
+        ({"inputs": "\ud800"}, "not valid Unicode"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            handler(payload)

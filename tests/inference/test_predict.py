@@ -170,3 +170,47 @@ def test_predict_usage_errors_name_the_problem(tmp_path, capsys, input_name, out
     if "format" in message:
         assert "accepted: .csv, .jsonl" in err
     assert not (tmp_path / output_name).exists()
+
+
+def test_long_texts_tokenize_a_bounded_prefix_to_the_same_ids(zh_tokenizer):
+    """Issue 12 (memory): a text is tokenized only as far as max_length needs, and the ids are those of the
+    whole text truncated, also where the cut falls inside a word or after a long run of spaces or symbols."""
+    from hfsent.endpoint_handler import encode_truncated
+
+    latin = " ".join(["unbelievably", "x" * 150, "good"] * 800)  # words of many pieces, a >100-char [UNK] word
+    texts = [
+        "好" * 50_000,
+        latin,
+        " " * 60_000 + "质量很好" * 2000,  # no token in the first prefix: it must grow
+        "，".join(review_texts(300, seed=3)),
+        "short",
+        "a" * 9000,  # one long word: one [UNK]
+    ]
+    for max_length in (16, 128):
+        want = zh_tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert encode_truncated(zh_tokenizer, texts, max_length) == want
+
+
+def test_predict_on_one_5_million_character_line_stays_under_1_gb(model_dir, tmp_path):
+    """Issue 12 acceptance 4: peak RSS of `hfsent predict` (a child process, measured by its parent's
+    RUSAGE_CHILDREN) on a file holding one 5,000,000-character line; it was 3.9 GB."""
+    import os
+    import subprocess
+    import sys
+
+    from ..fixtures.helpers import ROOT
+
+    line = "物流很快，质量很好，" * 500_000
+    (tmp_path / "long.txt").write_text(line + "\n", encoding="utf-8")
+    measure = (
+        "import resource, subprocess, sys\n"
+        "proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, proc.stderr[-2000:])\n"
+    )
+    cmd = [sys.executable, "-c", measure, sys.executable, "-m", "hfsent", "predict", str(model_dir)]
+    cmd += ["-i", str(tmp_path / "long.txt"), "-o", str(tmp_path / "out.jsonl"), "--threads", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    code, peak_kib, stderr = out.stdout.split(" ", 2)
+    assert code == "0", stderr + out.stderr
+    assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MiB"
+    assert read_jsonl(tmp_path / "out.jsonl")[0]["pred_label"] in ("neg", "pos")

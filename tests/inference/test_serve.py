@@ -30,8 +30,9 @@ def model_dir(tmp_path_factory):
     return save_trained_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "model", review_tokenizer())
 
 
-def start_server(model, *args: str, log_path) -> tuple[subprocess.Popen, str, queue.Queue]:
-    """Start ``hfsent serve MODEL --port 0 ARGS``; return the process, its URL and its further stdout lines."""
+def start_server(model, *args: str, log_path, banner: str = "") -> tuple[subprocess.Popen, str, queue.Queue]:
+    """Start ``hfsent serve MODEL --port 0 ARGS``; return the process, its URL and its further stdout lines.
+    The first line must hold ``banner``."""
     with open(log_path, "w") as log:  # the child keeps its own copy of the file descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--threads", "1", *args],
@@ -48,7 +49,7 @@ def start_server(model, *args: str, log_path) -> tuple[subprocess.Popen, str, qu
     except queue.Empty:
         proc.kill()
         raise AssertionError(f"the server printed nothing; stderr:\n{log_path.read_text()[-3000:]}") from None
-    assert "listening on http://127.0.0.1:" in first, first + log_path.read_text()[-3000:]
+    assert "listening on http://127.0.0.1:" in first and banner in first, first + log_path.read_text()[-3000:]
     return proc, first.rsplit(" ", 1)[-1].strip(), lines
 
 
@@ -124,7 +125,13 @@ PAYLOADS = {
     "threshold": lambda texts: {"inputs": texts, "parameters": {"threshold": 0.9}},
     "max_length": lambda texts: {"inputs": texts, "parameters": {"max_length": 6, "truncation": True}},
     "empty list": lambda texts: {"inputs": []},
-    "empty text": lambda texts: {"inputs": ""},
+    "sigmoid": lambda texts: {"inputs": texts, "parameters": {"function_to_apply": "sigmoid"}},
+    "softmax, both labels": lambda texts: {
+        "inputs": texts[2],
+        "parameters": {"function_to_apply": "softmax", "top_k": 2},
+    },
+    "raw logits": lambda texts: {"inputs": texts, "parameters": {"function_to_apply": "none", "top_k": None}},
+    "hosted defaults": lambda texts: {"inputs": texts[3], "parameters": {"function_to_apply": None, "top_k": None}},
 }
 
 
@@ -167,6 +174,21 @@ def test_inference_client_against_the_server(server, expected, local_http_client
     assert top.label == result["label"] and top.score == pytest.approx(result["score"], abs=1e-4)
 
 
+@pytest.mark.parametrize("function", ["sigmoid", "softmax", "none"])
+def test_inference_client_function_to_apply(server, expected, local_http_client, function):
+    """The hosted task's parameter (issue 11 item 11): sigmoid and softmax of the model's [0, z] give P(label);
+    none gives the logit of the decided label (z for pos, 0 for neg)."""
+    import math
+
+    text = review_texts(1, seed=16)[0]
+    result = expected([text])[0]
+    top = InferenceClient(model=server, timeout=30).text_classification(text, function_to_apply=function)
+    assert top.label == result["label"]
+    p = result["positive_probability"]
+    want = result["score"] if function != "none" else (math.log(p / (1 - p)) if result["label"] == "pos" else 0.0)
+    assert top.score == pytest.approx(want, abs=1e-4)
+
+
 def test_concurrent_clients_are_all_answered_correctly(server, expected):
     texts = review_texts(CLIENTS * REQUESTS_EACH, seed=13)
     results = expected(texts)
@@ -205,6 +227,11 @@ def test_concurrent_clients_are_all_answered_correctly(server, expected):
         ({"inputs": "好", "parameters": {"top_k": "2"}}, '"top_k" must be a positive integer or null'),
         ({"inputs": "好", "parameters": {"threshold": 1.5}}, '"threshold" must be a number'),
         ({"inputs": "好", "parameters": {"temperature": 1}}, "unknown parameter(s) ['temperature']"),
+        ({"inputs": "好", "parameters": {"function_to_apply": "tanh"}}, '"function_to_apply" must be one of'),
+        ({"inputs": ""}, '"inputs" is empty text'),
+        ({"inputs": ["好", " \n"]}, 'item 1 of "inputs" is empty text'),
+        (b'{"inputs": "\\ud800"}', '"inputs" is not valid Unicode (a lone surrogate at position 0)'),
+        (b"[" * 5000 + b"]" * 5000, "malformed JSON body: nested too deeply"),
     ],
 )
 def test_bad_payloads_get_400_with_a_json_error(server, body, message):
@@ -231,3 +258,79 @@ def test_overlong_text_is_truncated(server, expected):
     status, answer = request(server, "POST", body={"inputs": text})
     assert status == 200
     assert_same(answer[0], expected([text])[0])
+
+
+@pytest.fixture
+def in_process_server(model_dir):
+    """Start an `InferenceServer` in this process (``hfsent serve`` itself runs in the module's server); yield a
+    function that starts one with the given options and returns its URL."""
+    from hfsent.inference.server import InferenceServer
+
+    backend = load_backend(str(model_dir), threads=1)
+    servers = []
+
+    def start(**options) -> str:
+        server = InferenceServer(("127.0.0.1", 0), backend, **options)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_small_requests_beside_a_huge_one_are_all_answered_correctly(in_process_server, expected):
+    """Issue 12: one-text requests while another client sends requests of thousands of texts. The batcher takes
+    the huge one in chunks in turn with the others (timing is measured in bench/bench_serve.py --mixed)."""
+    url = in_process_server(max_body_bytes=1 << 22)
+    big = review_texts(3000, seed=17)
+    small = review_texts(8 * 8, seed=18)
+    results = {t: r for t, r in zip(big + small, expected(big + small), strict=True)}
+    parts = urlsplit(url)
+
+    def small_client(worker: int) -> list:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        out = [(i, *request(url, "POST", body={"inputs": small[i]}, conn=conn)) for i in range(worker, len(small), 8)]
+        conn.close()
+        return out
+
+    with ThreadPoolExecutor(9) as pool:
+        huge = pool.submit(request, url, "POST", "/", {"inputs": big})
+        answers = [a for part in pool.map(small_client, range(8)) for a in part]
+        status, big_answer = huge.result()
+    assert status == 200 and len(big_answer) == len(big)
+    for text, answer in zip(big, big_answer, strict=True):
+        assert_same(answer, results[text])
+    assert len(answers) == len(small)
+    for i, status, answer in answers:
+        assert status == 200, answer
+        assert_same(answer[0], results[small[i]])
+    served = request(url, path="/")[1]["served"]
+    assert served["texts"] == len(big) + len(small)
+    assert served["batches"] >= len(big) // 64  # the huge request went through in chunks of --batch-size
+
+
+def test_too_many_inputs_get_413(in_process_server):
+    url = in_process_server(max_inputs=5)
+    status, answer = request(url, "POST", body={"inputs": ["好"] * 6})
+    assert status == 413
+    assert answer["error"].startswith("the request has 6 inputs; the limit is 5 per request")
+    assert request(url, "POST", body={"inputs": ["好"] * 5})[0] == 200
+
+
+def test_serve_on_a_busy_port_exits_1_with_one_line(model_dir, capsys):
+    """Issue 12: the bind error was hidden by ``AttributeError: ... 'batcher'``."""
+    import socket
+
+    from hfsent import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["serve", str(model_dir), "--port", str(port), "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip() == f"hfsent serve: error: cannot listen on 127.0.0.1:{port}: Address already in use"
