@@ -10,18 +10,20 @@ Transient failures (network errors, 5xx, 429) are retried with exponential backo
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .cards import CARD_FILE, card_for_push
+from .cards import CARD_FILE, card_for_push, public_value
 
 logger = logging.getLogger("hfsent")
 
@@ -46,6 +48,10 @@ ALLOWED_FILES = (
     CARD_FILE, "all_results.json", "*_results.json", "recipe.yaml", "trainer_state.json", "*.png",
 )  # fmt: skip
 CHECKPOINT_DIR = "checkpoint-*"
+# What a checkpoint-*/ folder holds besides ALLOWED_FILES: the Trainer's state to resume from.
+CHECKPOINT_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
+# Files uploaded with local paths reduced to ``<local>/<name>`` (as in the card); the local file is not changed.
+REDACTED_FILES = {"recipe.yaml": "yaml", "trainer_state.json": "json"}
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -59,9 +65,10 @@ T = TypeVar("T")
 class HubError(RuntimeError):
     """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.retryable = retryable  # the same push, run again, may succeed
 
 
 def copy_endpoint_handler(directory: str | os.PathLike) -> Path:
@@ -82,7 +89,7 @@ class PushPlan:
     repo_id: str
     files: dict[str, Path | bytes]
     card: str | None
-    left_out: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # path (folders end in "/") -> why it stays local
 
     @property
     def total_bytes(self) -> int:
@@ -95,7 +102,9 @@ class PushPlan:
         lines = [f"  {path:<{width}}  {_size(self.files[path])}" for path in sorted(self.files)]
         lines.append(f"{len(self.files)} files, {_human(self.total_bytes)}")
         if self.left_out:
-            lines.append("left out: " + ", ".join(self.left_out))
+            lines.append("left out (not uploaded):")
+            width = max(len(p) for p in self.left_out)
+            lines += [f"  {path:<{width}}  {why}" for path, why in sorted(self.left_out.items())]
         return "\n".join(lines)
 
 
@@ -123,34 +132,82 @@ def _is_hfsent_model(output_dir: Path) -> bool:
 def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoints: bool = False) -> PushPlan:
     """The files and card a push of ``output_dir`` to ``repo_id`` would send; reads local files only.
 
+    Only regular files inside ``output_dir`` whose names a model repo holds (`ALLOWED_FILES`; in ``checkpoint-*/``
+    folders also `CHECKPOINT_STATE_FILES`) are sent. Everything else is listed in ``left_out`` with the reason:
+    hidden files and folders at any depth, symbolic links (whether they point inside the folder or out of it: the
+    repo would get a copy of whatever they point to when the push runs), other folders, other files. Files in
+    `REDACTED_FILES` are sent with local paths reduced to ``<local>/<name>``.
     Raises `HubError` when ``output_dir`` is not a saved model (no config.json or weights).
     """
     output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise HubError(f"{str(output_dir)!r} is not a folder: push the output directory of `hfsent train`")
     if not (output_dir / "config.json").is_file():
         raise HubError(f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)")
     if not any((output_dir / name).is_file() for name in WEIGHT_FILES):
         raise HubError(f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output")
     files: dict[str, Path | bytes] = {}
-    left_out: list[str] = []
-    for path in sorted(output_dir.iterdir()):
-        name = path.name
-        if path.is_dir() and fnmatch.fnmatch(name, CHECKPOINT_DIR):
-            if include_checkpoints:
-                files.update({p.relative_to(output_dir).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()})
-            else:
-                left_out.append(f"{name}/")
-        elif path.is_file() and any(fnmatch.fnmatch(name, pattern) for pattern in ALLOWED_FILES):
-            files[name] = path
-        elif not name.startswith("."):
-            left_out.append(name + ("/" if path.is_dir() else ""))
+    left_out: dict[str, str] = {}
+    _collect(output_dir, "", files, left_out, include_checkpoints=include_checkpoints, in_checkpoint=False)
     if _is_hfsent_model(output_dir) and HANDLER_FILE not in files:
         files[HANDLER_FILE] = HANDLER_SOURCE
+    for path, content in files.items():
+        kind = REDACTED_FILES.get(path.rsplit("/", 1)[-1])
+        if kind is not None and isinstance(content, Path):
+            files[path] = _redacted(content, kind)
     card = card_for_push(output_dir, repo_id)
     if card is None:
         logger.warning("%s has no model card (README.md): the repo will have none", output_dir)
     else:
         files[CARD_FILE] = card.encode("utf-8")
     return PushPlan(output_dir, repo_id, files, card, left_out)
+
+
+def _collect(
+    folder: Path,
+    prefix: str,
+    files: dict[str, Path | bytes],
+    left_out: dict[str, str],
+    *,
+    include_checkpoints: bool,
+    in_checkpoint: bool,
+) -> None:
+    """Add the files of ``folder`` that a push sends to ``files``, and the others to ``left_out`` with the reason."""
+    allowed = ALLOWED_FILES + CHECKPOINT_STATE_FILES if in_checkpoint else ALLOWED_FILES
+    for path in sorted(folder.iterdir()):
+        name = prefix + path.name
+        is_dir = path.is_dir()
+        shown = name + "/" if is_dir else name
+        if path.name.startswith("."):
+            left_out[shown] = "hidden"
+        elif path.is_symlink():
+            left_out[shown] = "symlink: only regular files inside the folder are uploaded"
+        elif is_dir and not in_checkpoint and fnmatch.fnmatch(path.name, CHECKPOINT_DIR):
+            if include_checkpoints:
+                _collect(path, name + "/", files, left_out, include_checkpoints=False, in_checkpoint=True)
+            else:
+                left_out[shown] = "checkpoint: --include-checkpoints uploads it"
+        elif is_dir:
+            left_out[shown] = "folder: not part of a model repo"
+        elif not path.is_file():
+            left_out[shown] = "not a regular file"
+        elif any(fnmatch.fnmatch(path.name, pattern) for pattern in allowed):
+            files[name] = path
+        else:
+            left_out[shown] = "not a model file"
+
+
+def _redacted(path: Path, kind: str) -> bytes:
+    """``path``'s content with local paths reduced to ``<local>/<name>`` (`hfsent.cards.public_value`)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if kind == "yaml":
+            return yaml.safe_dump(public_value(yaml.safe_load(text)), sort_keys=False, allow_unicode=True).encode()
+        return (json.dumps(public_value(json.loads(text)), indent=2, sort_keys=True) + "\n").encode()
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise HubError(f"could not read {path} ({type(err).__name__}: {err}): fix or remove the file") from None
 
 
 # ------------------------------------------------------------------------------------------------- pushing
@@ -234,10 +291,70 @@ def push_to_hub(
             parent_commit=parent,  # someone else's commit in between fails (412) rather than being overwritten
         )
 
-    info = retried("commit", commit)
+    with _hub_client_logging(), _xet_only_if_served(api, repo_id, revision, create_pr):
+        info = retried("commit", commit)
     return PushResult(
         repo_id, branch, info.oid, info.commit_url, info.pr_url, sorted(plan.files), created=info.oid != parent
     )
+
+
+@contextlib.contextmanager
+def _hub_client_logging() -> Iterator[None]:
+    """Print huggingface_hub's messages once: it has its own stderr handler, so keep them from the root's too."""
+    hub_logger = logging.getLogger("huggingface_hub")
+    propagate = hub_logger.propagate
+    hub_logger.propagate = propagate and not hub_logger.handlers
+    try:
+        yield
+    finally:
+        hub_logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def _xet_only_if_served(api: Any, repo_id: str, revision: str | None, create_pr: bool) -> Iterator[None]:
+    """Upload through Xet only where the endpoint serves Xet write tokens; else through plain HTTP (LFS).
+
+    With ``hf_xet`` installed, huggingface_hub uploads through Xet with no fallback, and an endpoint without Xet
+    (a self-hosted or mirror Hub) makes ``hf_xet`` retry for about 40 s before failing with a misleading
+    connection error. One request to the token route tells, before anything is uploaded.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, get_session
+    from huggingface_hub.utils._runtime import is_xet_available
+
+    if not is_xet_available() or _serves_xet(api, repo_id, revision, create_pr, get_session(), build_hf_headers):
+        yield
+        return
+    disabled = constants.HF_HUB_DISABLE_XET
+    constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET = disabled
+
+
+def _serves_xet(
+    api: Any, repo_id: str, revision: str | None, create_pr: bool, session: Any, headers: Callable[..., Any]
+) -> bool:
+    from huggingface_hub.utils._xet import XetTokenType, xet_connection_info_refresh_url
+
+    url = xet_connection_info_refresh_url(
+        token_type=XetTokenType.WRITE,
+        repo_id=repo_id,
+        repo_type="model",
+        revision=None if create_pr else revision,  # as huggingface_hub asks for it
+        endpoint=api.endpoint,
+    )
+    try:
+        response = session.get(url + ("?create_pr=1" if create_pr else ""), headers=headers(token=api.token))
+    except Exception as err:  # the upload itself will tell about a network failure
+        status = f"{type(err).__name__}"
+    else:
+        if response.status_code == 200:
+            return True
+        status = f"HTTP {response.status_code}"
+    logger.info("%s serves no Xet storage (%s on %s): uploading over plain HTTP (LFS)", api.endpoint, status, url)
+    return False
 
 
 def _refuse_secret(plan: PushPlan, token: str) -> None:
@@ -263,9 +380,22 @@ def _contains(content: Path | bytes, needle: bytes, chunk_size: int = 1 << 24) -
 # ---------------------------------------------------------------------------------------- retries, errors
 
 
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from (huggingface_hub wraps upload failures in a RuntimeError)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
+    for cause in _causes(err):
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status is not None:
+            return status
+    return None
 
 
 def _is_transient(err: BaseException) -> bool:
@@ -281,7 +411,7 @@ def _is_transient(err: BaseException) -> bool:
     status = _status(err)
     if status is not None:
         return status >= 500 or status == 429
-    return isinstance(err, (TransportError, ConnectionError, TimeoutError))
+    return any(isinstance(cause, (TransportError, ConnectionError, TimeoutError)) for cause in _causes(err))
 
 
 def _with_retries(
@@ -295,9 +425,10 @@ def _with_retries(
                 raise _hub_error(err, what, repo_id, revision) from err
             if attempt == max_retries:
                 raise HubError(
-                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): the push did not "
-                    "complete; check your connection and push again",
+                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): nothing was "
+                    f"committed, {repo_id}@{revision} is unchanged; check your connection",
                     _status(err),
+                    retryable=True,
                 ) from None
             delay = retry_delay * 2**attempt
             logger.warning(
@@ -314,7 +445,10 @@ def _with_retries(
 
 def _reason(err: BaseException) -> str:
     status = _status(err)
-    return f"HTTP {status}" if status is not None else type(err).__name__
+    return f"HTTP {status}" if status is not None else type(list(_causes(err))[-1]).__name__
+
+
+UPLOAD_FAILED = re.compile(r"Error while uploading '(?P<path>.+)' to the Hub")
 
 
 def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubError:
@@ -326,6 +460,14 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
     if isinstance(err, OfflineModeIsEnabled):
         return HubError("HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push to the Hub")
     status = _status(err)
+    upload = UPLOAD_FAILED.search(str(err))
+    if upload:
+        return HubError(
+            f"uploading {upload['path']} to {repo_id} failed ({_reason(err)}): nothing was committed, "
+            f"{repo_id}@{revision} is unchanged (a push is one atomic commit)",
+            status,
+            retryable=True,
+        )
     namespace = repo_id.split("/")[0] if "/" in repo_id else "your"
     server = getattr(err, "server_message", None)
     detail = f" (the Hub said: {server.strip()})" if server else ""
@@ -349,11 +491,12 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
             f"conflict on {repo_id} (409 Conflict) while trying to {what}: another operation on the repo may be in "
             "progress, or a repo of another type has this name; wait and push again"
         )
+        return HubError(message + detail, status, retryable=True)
     elif status == 412:
         message = (
-            f"{repo_id}@{revision} changed while pushing (412): someone else committed to it; nothing was "
-            "committed, push again"
+            f"{repo_id}@{revision} changed while pushing (412): someone else committed to it; nothing was committed"
         )
+        return HubError(message + detail, status, retryable=True)
     else:
         message = f"could not {what} on the Hub ({_reason(err)}: {err})"
         detail = ""

@@ -20,6 +20,7 @@ request                                                    route kind          n
 ``GET /api/{t}/{repo}/refs`` / ``.../commits/{rev}``       ``refs`` /          ``?include_prs=1``
                                                            ``commits``
 ``POST /api/{t}/{repo}/branch/{branch}``                   ``create-branch``
+``GET /api/{t}/{repo}/xet-write-token/{rev}``              ``xet-token``       404: no Xet storage here
 ``POST /api/{t}/{repo}/preupload/{rev}``                   ``preupload``       LFS per ``.gitattributes``/size
 ``POST /api/{t}/{repo}/commit/{rev}``                      ``commit``          NDJSON, atomic, ``?create_pr=1``
 ``POST /{p}{repo}.git/info/lfs/objects/batch``             ``lfs-batch``       upload hrefs point back here
@@ -531,6 +532,12 @@ class HubServer:
             (frozenset({"POST"}), re.compile(rf"^/api/{_T}/{_R}/branch/(?P<rev>.+)$"), "create-branch", self._branch),
             (frozenset({"GET"}), re.compile(rf"^/api/{_T}/{_R}/tree/(?P<rest>.+)$"), "tree", self._tree),
             (frozenset({"GET"}), re.compile(rf"^/api/{_T}/{_R}/refs$"), "refs", self._refs),
+            (
+                frozenset({"GET"}),
+                re.compile(rf"^/api/{_T}/{_R}/xet-(?:read|write)-token/(?P<rev>.+)$"),
+                "xet-token",
+                self._xet_token,
+            ),
             (frozenset({"GET"}), re.compile(rf"^/api/{_T}/{_R}/commits/(?P<rev>.+)$"), "commits", self._commits),
             (frozenset({"GET"}), re.compile(rf"^/api/{_T}/{_R}(?:/revision/(?P<rev>.+))?$"), "repo-info", self._info),
             (
@@ -880,6 +887,11 @@ class HubServer:
                 raise HubError(403, f"You don't have the rights to delete {key}")
             del self._repos[key]
         return _Response.json({})
+
+    def _xet_token(self, ctx: _Ctx) -> _Response:
+        """This server has no Xet storage, like a Hub-compatible endpoint without it: 404 after the usual checks."""
+        self._get_repo(ctx)
+        raise HubError(404, "Xet storage is not enabled on this endpoint")
 
     def _validate_yaml(self, ctx: _Ctx) -> _Response:
         return _Response.json({"errors": [], "warnings": []})
