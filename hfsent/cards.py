@@ -53,8 +53,7 @@ NOT_HYPERPARAMETERS = frozenset(
         "save_strategy", "save_total_limit", "save_only_model", "resume_from_checkpoint", "push_to_hub",
         "hub_model_id", "hub_strategy", "hub_private_repo", "hub_always_push", "hub_revision", "use_cpu",
         "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
-        "preprocessing_num_workers", "model_name_or_path", "tokenizer_name", "config_name", "dataset_name",
-        "dataset_config_name", "text_column", "label_column", "trust_remote_code", "accelerator_config",
+        "preprocessing_num_workers", "text_column", "label_column", "trust_remote_code", "accelerator_config",
     }
 )  # fmt: skip
 WIDGET_EXAMPLES_PER_LABEL = 2
@@ -138,6 +137,23 @@ def describe_source(name_or_path: str | None, hub_id: str | None, kind: str) -> 
     name = Path(str(name_or_path)).expanduser().name
     local = f"a local {kind} `{name}`"
     return f"{local} (derived from [{hub_id}](https://huggingface.co/{hub_id}))" if hub_id else local
+
+
+def dataset_type(name_or_path: str | None) -> str:
+    """A model-index ``dataset.type``: the Hub id for Hub data, else the `datasets` builder that reads the local
+    data (``csv``, ``json``, ``parquet``, ``text``), else ``local``."""
+    from .datasource import file_format, local_data_files
+
+    if not name_or_path:
+        return "local"
+    if is_hub_id(name_or_path) and file_format(name_or_path) is None:
+        return name_or_path
+    try:
+        files = local_data_files(name_or_path)
+    except Exception:  # gone since training, or a builtin: the name alone tells the format of a single file
+        files = None
+    found = file_format((files or [name_or_path])[0])
+    return found[0] if found else "local"
 
 
 def detect_language(texts: Iterable[str], sample: int = 500) -> list[str] | None:
@@ -262,6 +278,7 @@ class SentimentModelCardData:
     dataset_id: str | None = None
     dataset_config: str | None = None
     dataset_name: str = "unknown"
+    dataset_type: str | None = None  # model-index dataset.type (see `dataset_type`); None: from dataset_name
     dataset_text: str = ""
     text_column: str = "review"
     label_column: str = "label"
@@ -303,38 +320,42 @@ class SentimentModelCardData:
         return self.model_name or (self.model_id.split("/")[-1] if self.model_id else self.output_name)
 
     def eval_results(self) -> list[EvalResult]:
-        """The test metrics as `EvalResult`s for the ``model-index``: at 0.5 and at the tuned threshold.
+        """The test metrics as `EvalResult`s for the ``model-index``: one per metric, as the Hub shows them.
 
-        Each metric's ``args`` give its threshold; those at the tuned one also say what it was tuned on. ROC-AUC
-        does not depend on the threshold and is reported once.
+        At the pipeline's decision rule (threshold 0.5) each metric has its own type (``accuracy``, ``f1``, ...);
+        at the tuned threshold (what `hfsent.predict`, the CLI, server and handler decide at) the metrics are
+        separate ones, ``<metric>_tuned_threshold``, named with the threshold. ROC-AUC does not depend on a
+        threshold and is reported once.
         """
         if "test_accuracy" not in self.results:
             return []
         common = dict(
             task_type="text-classification",
             task_name="Sentiment classification",
-            dataset_type=self.dataset_id or "unknown",
+            dataset_type=self.dataset_id or self.dataset_type or dataset_type(self.dataset_name),
             dataset_name=self.dataset_name,
             dataset_config=self.dataset_config,
             dataset_split="test",
         )
-        threshold = self.results.get("threshold", 0.5)
-        tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
-        results = []
-        for name in METRICS:
-            if name == "roc_auc":
-                results.append(EvalResult(metric_type=name, metric_value=self.results["test_roc_auc"], **common))
-                continue
-            for key, args in (("test", {"threshold": 0.5}), ("test_tuned", tuned)):
-                results.append(
-                    EvalResult(
-                        metric_type=name,
-                        metric_value=self.results[f"{key}_{name}"],
-                        metric_name=f"{METRIC_TITLES[name]} (threshold {args['threshold']:.3f})",
-                        metric_args=args,
-                        **common,
-                    )
+        results = [
+            EvalResult(metric_type=name, metric_name=METRIC_TITLES[name], metric_value=self.results[key], **common)
+            for name in METRICS
+            if (key := f"test_{name}") in self.results
+        ]
+        threshold = self.results.get("threshold")
+        if threshold is not None:
+            tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
+            results += [
+                EvalResult(
+                    metric_type=f"{name}_tuned_threshold",
+                    metric_name=f"{METRIC_TITLES[name]} (tuned threshold {threshold:.3f})",
+                    metric_value=self.results[key],
+                    metric_args=tuned,
+                    **common,
                 )
+                for name in METRICS
+                if name != "roc_auc" and (key := f"test_tuned_{name}") in self.results
+            ]
         return results
 
     def card_data(self) -> ModelCardData:
@@ -413,8 +434,8 @@ class SentimentModelCardData:
 
 
 def _is_publishing_key(key: str) -> bool:
-    """Hub settings say where a model goes, not how it was made (and are handled by hfsent, not the Trainer)."""
-    return key == "push_to_hub" or key.startswith("hub_") or "token" in key
+    """Hub settings and tokens say where a model goes, not how it was made (``tokenizer_*`` keys are settings)."""
+    return key in ("push_to_hub", "token") or key.startswith("hub_") or key.endswith("_token")
 
 
 def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
@@ -488,6 +509,7 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         dataset_id=dataset_id,
         dataset_config=data_args.dataset_config_name if dataset_id else None,
         dataset_name=dataset_id or Path(dataset_name).name,
+        dataset_type=dataset_type(dataset_name),
         dataset_text=dataset_text,
         text_column=data_args.text_column,
         label_column=data_args.label_column,
@@ -617,7 +639,7 @@ def render_pretrained_encoder_card(
         EvalResult(
             task_type="fill-mask",
             task_name="Masked language modelling",
-            dataset_type=dataset_ids[0] if len(dataset_ids) == 1 else "unknown",
+            dataset_type=dataset_type(datasets[0]) if len(datasets) == 1 else (dataset_ids or ["local"])[0],
             dataset_name=", ".join(Path(str(d)).name if not is_hub_id(d) else d for d in datasets) or "unknown",
             dataset_split="validation",
             metric_type=name,
@@ -654,7 +676,9 @@ def render_pretrained_encoder_card(
         ],
         "summary": [[k, _cell(v)] for k, v in model_summary(output_dir).items()],
         "hyperparameters": [[k, _cell(public_value(recipe[k]))] for k in ENCODER_HYPERPARAMETERS if k in recipe],
-        "all_hyperparameters": [[k, _cell(public_value(v))] for k, v in sorted(recipe.items()) if "token" not in k],
+        "all_hyperparameters": [
+            [k, _cell(public_value(v))] for k, v in sorted(recipe.items()) if not _is_publishing_key(k)
+        ],
         "metric_rows": metric_rows,
         "has_init_eval": any(f"init_eval_{key}" in results for key in ENCODER_METRICS),
         "train_samples": results.get("train_samples"),
