@@ -63,12 +63,19 @@ T = TypeVar("T")
 
 
 class HubError(RuntimeError):
-    """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status."""
+    """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status.
 
-    def __init__(self, message: str, status: int | None = None, *, retryable: bool = False) -> None:
+    ``bad_input``: the folder or repo id given is at fault (not the Hub, the network or the login);
+    ``retryable``: the same push, run again, may succeed.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, *, retryable: bool = False, bad_input: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.retryable = retryable  # the same push, run again, may succeed
+        self.retryable = retryable
+        self.bad_input = bad_input
 
 
 def copy_endpoint_handler(directory: str | os.PathLike) -> Path:
@@ -139,13 +146,29 @@ def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoint
     `REDACTED_FILES` are sent with local paths reduced to ``<local>/<name>``.
     Raises `HubError` when ``output_dir`` is not a saved model (no config.json or weights).
     """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise HubError(
+            f"{repo_id!r} is not a valid Hub repo id: use 'name' or 'namespace/name' (letters, digits, '-', '_' and "
+            "'.', at most 96 characters, no '--' or '..')",
+            bad_input=True,
+        ) from None
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
-        raise HubError(f"{str(output_dir)!r} is not a folder: push the output directory of `hfsent train`")
+        what = "does not exist" if not output_dir.exists() else "is not a folder"
+        raise HubError(f"{str(output_dir)!r} {what}: push the output directory of `hfsent train`", bad_input=True)
     if not (output_dir / "config.json").is_file():
-        raise HubError(f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)")
-    if not any((output_dir / name).is_file() for name in WEIGHT_FILES):
-        raise HubError(f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output")
+        raise HubError(
+            f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)",
+            bad_input=True,
+        )
+    if not any((output_dir / name).is_file() and not (output_dir / name).is_symlink() for name in WEIGHT_FILES):
+        raise HubError(
+            f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output", bad_input=True
+        )
     files: dict[str, Path | bytes] = {}
     left_out: dict[str, str] = {}
     _collect(output_dir, "", files, left_out, include_checkpoints=include_checkpoints, in_checkpoint=False)
@@ -207,7 +230,13 @@ def _redacted(path: Path, kind: str) -> bytes:
             return yaml.safe_dump(public_value(yaml.safe_load(text)), sort_keys=False, allow_unicode=True).encode()
         return (json.dumps(public_value(json.loads(text)), indent=2, sort_keys=True) + "\n").encode()
     except (OSError, ValueError, yaml.YAMLError) as err:
-        raise HubError(f"could not read {path} ({type(err).__name__}: {err}): fix or remove the file") from None
+        mark = getattr(err, "problem_mark", None)  # YAML marks count lines from 0, JSON errors from 1
+        line = mark.line + 1 if mark is not None else getattr(err, "lineno", None)
+        at = f" at line {line}" if line else ""
+        raise HubError(
+            f"could not read {path}: not valid {kind.upper()}{at} ({type(err).__name__}); fix or remove the file",
+            bad_input=True,
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------- pushing
@@ -362,7 +391,9 @@ def _refuse_secret(plan: PushPlan, token: str) -> None:
     needle = token.encode()
     for path, content in plan.files.items():
         if _contains(content, needle):
-            raise HubError(f"refusing to push: {path} contains your Hub token; remove it from the file first")
+            raise HubError(
+                f"refusing to push: {path} contains your Hub token; remove it from the file first", bad_input=True
+            )
 
 
 def _contains(content: Path | bytes, needle: bytes, chunk_size: int = 1 << 24) -> bool:
@@ -470,7 +501,7 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
         )
     namespace = repo_id.split("/")[0] if "/" in repo_id else "your"
     server = getattr(err, "server_message", None)
-    detail = f" (the Hub said: {server.strip()})" if server else ""
+    detail = f" (the Hub said: {' '.join(server.split())})" if server else ""
     if status == 401:
         message = (
             "the Hub rejected your token (401 Unauthorized): it is invalid or expired. Log in again with "
@@ -498,9 +529,12 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
         )
         return HubError(message + detail, status, retryable=True)
     else:
-        message = f"could not {what} on the Hub ({_reason(err)}: {err})"
-        detail = ""
-    return HubError(message + detail, status)
+        said = " ".join(str(err).split())
+        message = f"could not {what} on the Hub ({_reason(err)}: {said[:300]})"
+        if what == "commit":  # uploads happen before the commit: nothing of them is in the repo
+            message += f"; nothing was committed, {repo_id}@{revision} is unchanged (a push is one atomic commit)"
+        return HubError(message, status, retryable=status is not None and status not in (400, 422))
+    return HubError(" ".join((message + detail).split()), status)
 
 
 # ----------------------------------------------------------------------------------- recipes: push_to_hub

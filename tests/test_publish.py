@@ -213,7 +213,7 @@ def test_recipe_push_to_hub_without_a_token_fails_before_training(
 
 def test_pushing_something_that_is_not_a_model_is_refused(hub, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert hfsent_main(["push", str(tmp_path / "empty"), "user/x", "--dry-run"]) == 1
+    assert hfsent_main(["push", str(tmp_path / "empty"), "user/x", "--dry-run"]) == 2  # bad input
     assert "no config.json" in capsys.readouterr().err
 
 

@@ -80,7 +80,8 @@ def _console() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``hfsent push``; a push that cannot be done exits 1 with a one-line error."""
+    """Run ``hfsent push``; a push that cannot be done prints a one-line error and exits 2 when the folder or repo
+    id given is at fault, 1 when the Hub, the network or the login is."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     with _console():
         return _run(args)
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     except HubError as err:
         advice = f"; push again with: {retry_command(args)}" if err.retryable else ""
         print(f"{PROG}: error: {err}{advice}", file=sys.stderr)
-        return 1
+        return 2 if err.bad_input else 1
     if not result.created:
         print(f"Nothing to push: {result.repo_id}@{result.revision} already holds these files ({result.commit_url})")
         return 0
