@@ -21,6 +21,9 @@ quickstart: install
 test: install
 	$(PY) -m pytest -q
 
+# ruff, then the layout's rules: no import cycle inside hfsent/, a docstring on every public definition
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) .ci/check_imports.py
+	$(PY) .ci/check_docstrings.py

@@ -7,7 +7,7 @@ weight decay and no gradient clipping, and are tested on the same 2,000 seed-rep
 runs every way, one after the other.
 
 - tutorial: every review padded to max_length, fixed order, a hand-written loop with torch.optim.Adam.
-- hfsent: `hfsent.training.finetune` (Trainer, fused AdamW, dynamic padding, and hfsent's default
+- hfsent: `hfsent.finetune.finetune` (Trainer, fused AdamW, dynamic padding, and hfsent's default
   sampling `group_by_length_stratified`: batches of reviews of similar length within each label, so every
   batch keeps the label mix), in fp32 and, where the CPU has bf16 units, with bf16 autocast (`bf16: true`,
   `use_cpu: true`).
@@ -29,10 +29,10 @@ from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, ZH_MINI_OVERRIDES, mach
 from torch.utils.data import DataLoader, TensorDataset
 
 from hfsent import HfSentConfig, HfSentModel
-from hfsent.data import DataArguments, load_raw_dataset, prepare_splits
-from hfsent.metrics import binary_metrics
+from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments, finetune
+from hfsent.finetune.data import load_raw_dataset, prepare_splits
+from hfsent.finetune.metrics import binary_metrics
 from hfsent.tokenizer import load_tokenizer
-from hfsent.training import HfSentTrainingArguments, ModelArguments, finetune
 
 
 def seed_repro_data(max_length: int) -> DataArguments:

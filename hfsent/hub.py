@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .cards import CARD_FILE, card_for_push, public_value
+from .recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
 
 logger = logging.getLogger("hfsent")
 
@@ -45,13 +46,13 @@ ALLOWED_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "*.model",
     # card, results, plots
-    CARD_FILE, "all_results.json", "*_results.json", "recipe.yaml", "trainer_state.json", "*.png",
+    CARD_FILE, RESULTS_FILE, "*_results.json", RECIPE_FILE, TRAINER_STATE_FILE, "*.png",
 )  # fmt: skip
 CHECKPOINT_DIR = "checkpoint-*"
 # What a checkpoint-*/ folder holds besides ALLOWED_FILES: the Trainer's state to resume from.
 CHECKPOINT_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
 # Files uploaded with local paths reduced to ``<local>/<name>`` (as in the card); the local file is not changed.
-REDACTED_FILES = {"recipe.yaml": "yaml", "trainer_state.json": "json"}
+REDACTED_FILES = {RECIPE_FILE: "yaml", TRAINER_STATE_FILE: "json"}
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",

@@ -1,4 +1,4 @@
-"""Classify a whole file: CSV, JSONL, Parquet or plain text in; CSV or JSONL out, streamed in chunks.
+"""Classify a whole file: CSV, TSV, JSONL, Parquet or plain text in; CSV or JSONL out, streamed in chunks.
 
 Rows are read ``chunk_rows`` at a time (Parquet through ``pyarrow`` ``iter_batches``, the text formats
 line by line), so files larger than memory work. Each chunk is scored in length-sorted batches by an
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .datasource import FILE_FORMATS
 from .inference import InferenceBackend, label_result, validate_threshold
 
-INPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".txt": "text"}
+# the data files hfsent reads (hfsent.datasource.FILE_FORMATS) that can be streamed row by row
+INPUT_FORMATS = {suffix: fmt.stream for suffix, fmt in FILE_FORMATS.items() if fmt.stream}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # The text column when --text-column is not given: the first of these present, else the only column.
 TEXT_COLUMN_CANDIDATES = ("review", "text", "sentence", "content")
@@ -76,12 +78,12 @@ class TableReader:
 
     def _text_file(self) -> TextIO:
         # utf-8-sig drops a byte-order mark; newline="" lets the csv module handle quoted newlines
-        return self.path.open(encoding="utf-8-sig", newline="" if self.format == "csv" else None)
+        return self.path.open(encoding="utf-8-sig", newline="" if self.format in ("csv", "tsv") else None)
 
-    def _open_csv(self) -> None:
+    def _open_csv(self, delimiter: str = ",") -> None:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
         file = self._text_file()
-        reader = csv.reader(file)
+        reader = csv.reader(file, delimiter=delimiter)
         header = next(reader, None)
         if not header:
             file.close()
@@ -103,6 +105,9 @@ class TableReader:
                     yield Row(dict(zip(header, fields, strict=False)), problem)
 
         self._rows = rows()
+
+    def _open_tsv(self) -> None:
+        self._open_csv(delimiter="\t")
 
     def _open_jsonl(self) -> None:
         file = self._text_file()

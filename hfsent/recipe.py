@@ -1,4 +1,5 @@
-"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins).
+"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins), and the names of what a
+run writes into its output directory (`RESULTS_FILE`, `RECIPE_FILE`, `PLOT_FILES`, the `METRICS` it reports).
 
 ``hfsent train recipe.yaml --learning_rate 3e-5`` parses into the recipe's dataclasses
 (for example hfsent's data/model arguments and `transformers.TrainingArguments`). YAML values become
@@ -19,6 +20,20 @@ from typing import Any
 
 import yaml
 from transformers import HfArgumentParser
+
+# What a run writes into its output directory, by name (fine-tuning and pretraining alike).
+RESULTS_FILE = "all_results.json"
+RECIPE_FILE = "recipe.yaml"
+TRAINER_STATE_FILE = "trainer_state.json"
+PLOT_FILES = {
+    "confusion_matrix": "confusion_matrix.png",
+    "roc_curve": "roc_curve.png",
+    "pr_curve": "pr_curve.png",
+    "training_curves": "training_curves.png",
+}
+# The test metrics of a fine-tuning run (``test_<name>`` and ``test_tuned_<name>`` in all_results.json), in the
+# order the console and the model card show them.
+METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
 
 
 class RecipeError(ValueError):
@@ -108,7 +123,7 @@ def recipe_to_dict(*args: Any) -> dict[str, Any]:
     return {k: v for k, v in resolved.items() if not k.endswith("_token") or v is None}
 
 
-def save_recipe(output_dir: str | os.PathLike, *args: Any, filename: str = "recipe.yaml") -> Path:
+def save_recipe(output_dir: str | os.PathLike, *args: Any, filename: str = RECIPE_FILE) -> Path:
     """Write the resolved recipe (every argument's final value) to ``output_dir/filename``."""
     path = Path(output_dir) / filename
     path.parent.mkdir(parents=True, exist_ok=True)

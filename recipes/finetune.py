@@ -1,6 +1,6 @@
 """Fine-tune an hfsent model: ``accelerate launch recipes/finetune.py recipes/<recipe>.yaml [--key value ...]``.
 
-A thin script over `hfsent.training.finetune`; ``hfsent train`` runs the same job.
+A thin script over `hfsent.finetune.finetune`; ``hfsent train`` runs the same job.
 """
 
 import sys

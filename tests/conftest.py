@@ -1,4 +1,4 @@
-"""pytest fixtures for hfsent's tests (helpers live in tests/helpers.py)."""
+"""pytest fixtures for hfsent's tests (helpers live in tests/fixtures/helpers.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 
 import hfsent
 
-from .helpers import REVIEWS, review_tokenizer, tiny_config, tiny_recipe, write_review_csv
-from .hub_server import HubServer, running_hub
+from .fixtures.helpers import REVIEWS, review_tokenizer, tiny_config, tiny_recipe, write_review_csv
+from .fixtures.hub_server import HubServer, running_hub
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def reviews():
 def hub(tmp_path_factory, monkeypatch) -> Iterator[HubServer]:
     """A fresh in-process fake Hugging Face Hub that the real ``huggingface_hub`` client talks to.
 
-    Yields a started `tests.hub_server.HubServer`: ``.url``, ``.token`` (valid write token of ``"user"``),
+    Yields a started `tests.fixtures.hub_server.HubServer`: ``.url``, ``.token`` (valid write token of ``"user"``),
     ``.repos``/``.repo(id)`` (commits and files, for assertions), ``.requests`` (every request: method, path,
     headers, body), ``.find_uploaded(needle)``, ``.fail_next(route_or_substring, times=, status=, disconnect=)``,
     ``.add_repo(...)``, ``.add_token(...)``, ``.env``.
@@ -51,7 +51,8 @@ def hub(tmp_path_factory, monkeypatch) -> Iterator[HubServer]:
     ``HF_HUB_OFFLINE=0`` are set with ``monkeypatch.setenv``, so subprocesses inherit them (give a child its own
     empty cache with ``env={**os.environ, "HF_HOME": ...}``). ``huggingface_hub`` reads them once at import, so in
     this process their import-time copies are monkeypatched too (``constants.ENDPOINT``, the cache/token paths,
-    ``huggingface_hub.hf_api.api.endpoint``, ...): see `tests.hub_server.configure_client`. All undone afterwards.
+    ``huggingface_hub.hf_api.api.endpoint``, ...): see `tests.fixtures.hub_server.configure_client`. All undone
+    afterwards.
     """
     with running_hub(tmp_path_factory.mktemp("hub"), monkeypatch) as server:
         yield server

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..datasource import looks_like_local_path
 from ..inference import BACKENDS, InferenceBackend, validate_threshold
 
 
@@ -71,8 +72,7 @@ def load_backend_or_exit(
 
     from ..inference import load_backend
 
-    path = Path(model)
-    if not path.exists() and (path.is_absolute() or model.startswith(".") or model.count("/") > 1):
+    if not Path(model).exists() and looks_like_local_path(model):
         parser.error(f"model not found: {model!r}")  # a path, not a Hub id: say so plainly
     hf_logging.disable_progress_bar()
     try:

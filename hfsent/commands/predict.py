@@ -6,7 +6,7 @@ import argparse
 
 from . import add_model_arguments, load_backend_or_exit, positive_int
 
-DESCRIPTION = """Classify a CSV, JSONL, Parquet or plain-text file (one text per line) and write CSV or JSONL
+DESCRIPTION = """Classify a CSV, TSV, JSONL, Parquet or plain-text file (one text per line) and write CSV or JSONL
 with every input column, in input order, plus pred_label, pred_score (the probability of that label),
 pred_positive_probability and pred_error. Rows with missing, empty or non-text input are not classified:
 pred_error says why, the summary counts them, and the run goes on. The file is streamed in chunks."""

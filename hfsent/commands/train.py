@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from ..data import DataArguments
+from ..finetune import DataArguments, HfSentTrainingArguments, ModelArguments, finetune, format_results
 from ..hub import HubError
 from ..recipe import run_recipe_command
-from ..training import HfSentTrainingArguments, ModelArguments, finetune, format_results
 
 PROG = "hfsent train"
 DESCRIPTION = (

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..arguments import ModelSourceArguments
 from ..recipe import RecipeError
 
 
 @dataclass
-class PretrainModelArguments:
+class PretrainModelArguments(ModelSourceArguments):
     """Where the encoder starts: a checkpoint to continue, or a config to build from scratch."""
 
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Checkpoint to continue pretraining (Hub id or folder). Leave empty to start from scratch."},
-    )
-    config_name: str | None = field(
-        default=None,
-        metadata={"help": "Config (Hub id or folder) of a model built from scratch; default: a fresh BertConfig."},
-    )
-    config_overrides: str | None = field(
-        default=None,
-        metadata={"help": "Comma-separated config changes, e.g. 'num_hidden_layers=4,hidden_size=256'."},
-    )
-    tokenizer_name: str | None = field(
-        default=None,
-        metadata={"help": "Tokenizer (Hub id or folder); default: model_name_or_path, then config_name."},
-    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     evaluate_before_training: bool = field(
         default=False,
@@ -34,7 +19,7 @@ class PretrainModelArguments:
     )
 
     def __post_init__(self) -> None:
-        if not (self.tokenizer_name or self.model_name_or_path or self.config_name):
+        if not self.tokenizer_source():
             raise RecipeError(
                 "no tokenizer: set tokenizer_name (from scratch) or model_name_or_path (continued pretraining)"
             )

@@ -11,9 +11,9 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
-from ..modelargs import build_config
 from ..recipe import RecipeError, recipe_to_dict, save_recipe
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
@@ -72,7 +72,7 @@ def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "e
 
 def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
-    name = model_args.tokenizer_name or model_args.model_name_or_path or model_args.config_name
+    name = model_args.tokenizer_source()
     tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:

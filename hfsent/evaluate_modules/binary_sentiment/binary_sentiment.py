@@ -1,7 +1,7 @@
 """Binary sentiment metrics: accuracy, F1, precision, recall (positive class) and ROC-AUC.
 
 An `evaluate` module shipped with hfsent so that it loads without the Hub:
-``evaluate.load(hfsent.metrics.BINARY_SENTIMENT_MODULE)``. Computations are scikit-learn's, as in the
+``evaluate.load(hfsent.finetune.metrics.BINARY_SENTIMENT_MODULE)``. Computations are scikit-learn's, as in the
 Hub's ``accuracy``, ``f1``, ``precision``, ``recall`` and ``roc_auc`` modules.
 """
 

@@ -1,0 +1,77 @@
+"""PNG plots of a fine-tuning run: confusion matrix, ROC and PR curves, training curves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..recipe import PLOT_FILES
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_evaluation_plots(
+    probabilities: Sequence[float], labels: Sequence[int], threshold: float, output_dir: str | Path
+) -> list[Path]:
+    """Save the confusion matrix (at ``threshold``), ROC and precision-recall curves as PNG."""
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+    plt = _pyplot()
+    output_dir = Path(output_dir)
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ConfusionMatrixDisplay.from_predictions(
+        labels, (probabilities >= threshold).astype(int), display_labels=["neg", "pos"], ax=ax, colorbar=False
+    )
+    ax.set_title(f"Test confusion matrix (threshold {threshold:.3f})")
+    written.append(_save(fig, output_dir / PLOT_FILES["confusion_matrix"]))
+
+    if len(np.unique(labels)) == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        RocCurveDisplay.from_predictions(labels, probabilities, ax=ax, name="hfsent")
+        ax.set_title("Test ROC curve")
+        written.append(_save(fig, output_dir / PLOT_FILES["roc_curve"]))
+        fig, ax = plt.subplots(figsize=(4, 4))
+        PrecisionRecallDisplay.from_predictions(labels, probabilities, ax=ax, name="hfsent")
+        ax.set_title("Test precision-recall curve")
+        written.append(_save(fig, output_dir / PLOT_FILES["pr_curve"]))
+    return written
+
+
+def save_training_curves(log_history: list[dict[str, Any]], output_dir: str | Path) -> Path | None:
+    """Plot training loss and validation loss against the step, from ``trainer.state.log_history``."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+    val = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
+    if not train and not val:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for points, name in ((train, "train loss"), (val, "validation loss")):
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 30 else None, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("BCE loss")
+    ax.legend()
+    ax.set_title("Training curves")
+    return _save(fig, Path(output_dir) / PLOT_FILES["training_curves"])
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path

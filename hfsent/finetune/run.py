@@ -1,0 +1,197 @@
+"""Fine-tuning: turn a BERT checkpoint and labelled reviews into a measured, publishable hfsent model.
+
+`finetune(model_args, data_args, training_args)` is the library function behind ``hfsent train`` and
+``recipes/finetune.py``; both run under ``accelerate launch`` (one CPU, DDP, multi-GPU, DeepSpeed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..cards import ModelCardCallback
+from ..distributed import configure_logging, release_distributed
+from ..hub import copy_endpoint_handler, take_push_settings
+from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, save_recipe
+from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
+from .data import load_raw_dataset, prepare_splits, tokenize_splits
+from .metrics import binary_metrics, compute_metrics, prefixed, probabilities_from_logits, tune_threshold
+from .plots import save_evaluation_plots, save_training_curves
+from .trainer import HfSentTrainer, ModelError, apply_lora, build_model, build_tokenizer, publishable_model
+
+logger = logging.getLogger("hfsent")
+
+
+def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
+    """``resume_from_checkpoint``: a path, or ``last``/``true`` for the last checkpoint in ``output_dir``."""
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none"):
+        return None
+    if str(value).lower() in ("last", "true"):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is None:
+            logger.warning(
+                "resume_from_checkpoint=%s: no checkpoint in %s, starting afresh", value, training_args.output_dir
+            )
+        return last
+    if not os.path.isdir(value):
+        raise ModelError(f"resume_from_checkpoint {value!r} is not a checkpoint folder")
+    return value
+
+
+def _finalize_output(staging: Path, output_dir: Path) -> None:
+    """Move every file of ``staging`` into ``output_dir`` (each by an atomic rename), then drop staging."""
+    for path in sorted(staging.iterdir()):
+        os.replace(path, output_dir / path.name)
+    staging.rmdir()
+
+
+def finetune(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: HfSentTrainingArguments,
+    callbacks: list[TrainerCallback] | None = None,
+) -> dict[str, Any]:
+    """Train, tune the threshold on validation, evaluate on test, and save a publishable output directory.
+
+    The output directory receives the checkpoint (config with the tuned threshold, weights, model code,
+    tokenizer), ``all_results.json``, the resolved ``recipe.yaml``, ``trainer_state.json`` (logs), PNG
+    plots, the model card ``README.md`` (also written into every checkpoint) and ``handler.py``
+    (Inference Endpoints). With ``push_to_hub`` it is then pushed with `hfsent.hub.push_to_hub`.
+    Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before any training;
+    no Hub token with ``push_to_hub`` raises `HubError` before any training.
+    """
+    configure_logging(training_args)
+    set_seed(training_args.seed)
+    # push_to_hub: hfsent pushes once at the end, with its card (the Trainer's pushing is off); no token fails here
+    publish = take_push_settings(training_args)
+    output_dir = Path(training_args.output_dir)
+
+    # Everything that can be wrong with the data or settings fails here, before the model is built.
+    splits = prepare_splits(load_raw_dataset(data_args), data_args)
+    tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column])
+    tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
+    tokenized = tokenize_splits(
+        splits,
+        tokenizer,
+        data_args.text_column,
+        data_args.max_length,
+        data_args.preprocessing_num_workers,
+        training_args.main_process_first,
+    )
+    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length)
+    resume = resolve_resume_checkpoint(training_args)
+
+    has_validation = "validation" in tokenized
+    if not has_validation and training_args.eval_strategy != "no":
+        logger.warning("No validation split: evaluation, best-model selection and threshold tuning are off")
+        training_args.eval_strategy = "no"
+        training_args.load_best_model_at_end = False
+        training_args.metric_for_best_model = None
+    card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
+    callbacks = [*(callbacks or []), card]
+    if has_validation and training_args.load_best_model_at_end and training_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+
+    trainable_share = None
+    if model_args.use_lora:
+        model = apply_lora(model, model_args)
+        trainable, total = model.get_nb_trainable_parameters()
+        trainable_share = trainable / total
+
+    trainer = HfSentTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized.get("validation"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(
+            tokenizer, pad_to_multiple_of=8 if training_args.use_cpu is False else None
+        ),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+    logger.info(
+        "Training on %d process(es) (%s), global batch %d",
+        training_args.world_size,
+        training_args.parallel_mode.value,
+        training_args.train_batch_size * training_args.gradient_accumulation_steps * training_args.world_size,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    results: dict[str, Any] = {
+        f"train_{k}" if not k.startswith("train_") else k: v for k, v in train_result.metrics.items()
+    }
+    results.update({f"{name}_samples": len(ds) for name, ds in splits.items()})
+    results["world_size"] = training_args.world_size
+    if trainable_share is not None:
+        results["trainable_parameters_share"] = trainable_share
+
+    # Threshold tuned on validation; test metrics at 0.5 and at the tuned threshold.
+    threshold = 0.5
+    if has_validation:
+        val = trainer.predict(tokenized["validation"], metric_key_prefix="eval")
+        val_probs = probabilities_from_logits(val.predictions)
+        threshold, _ = tune_threshold(val_probs, val.label_ids, training_args.threshold_objective)
+        results.update(prefixed(binary_metrics(val_probs, val.label_ids), "eval"))
+        results["eval_loss"] = val.metrics["eval_loss"]
+        results.update(prefixed(binary_metrics(val_probs, val.label_ids, threshold), "eval_tuned"))
+    results["threshold"] = threshold
+    results["threshold_objective"] = training_args.threshold_objective
+    test_probs = test_labels = None
+    if "test" in tokenized:
+        test = trainer.predict(tokenized["test"], metric_key_prefix="test")
+        test_probs, test_labels = probabilities_from_logits(test.predictions), test.label_ids
+        results["test_loss"] = test.metrics["test_loss"]
+        results.update(prefixed(binary_metrics(test_probs, test_labels), "test"))
+        results.update(prefixed(binary_metrics(test_probs, test_labels, threshold), "test_tuned"))
+
+    # One publishable output directory, written by the main process only, moved into place at the end.
+    model = publishable_model(trainer)
+    model.config.threshold = threshold
+    training_args.push_to_hub = publish is not None  # the recipe records what was asked
+    staging = output_dir / ".staging"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        save_recipe(staging, model_args, data_args, training_args)
+        trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+        save_training_curves(trainer.state.log_history, staging)
+        if test_probs is not None:
+            save_evaluation_plots(test_probs, test_labels, threshold, staging)
+        copy_endpoint_handler(staging)
+        card.save(staging, results)  # README.md: rendered offline, never raises
+        _finalize_output(staging, output_dir)
+        logger.info("Saved the model and results to %s", output_dir)
+    trainer.accelerator.wait_for_everyone()
+    release_distributed(trainer)
+    if publish is not None and trainer.is_world_process_zero():
+        publish.push(output_dir)
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """A short human-readable table of the test metrics (at 0.5 and at the tuned threshold)."""
+    lines = [f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"]
+    for name in METRICS:
+        if f"test_{name}" in results:
+            lines.append(f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}")
+    return "\n".join(lines)
+
+
+__all__ = ["finetune", "format_results", "resolve_resume_checkpoint"]

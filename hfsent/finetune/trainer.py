@@ -1,0 +1,136 @@
+"""The fine-tuning model and Trainer: tokenizer, `HfSentModel` (from a checkpoint or a config), LoRA, and
+`HfSentTrainer` (the Trainer with hfsent's length-grouped, label-stratified steps)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase, Trainer
+from transformers.trainer_utils import has_length
+
+from ..arguments import build_config
+from ..configuration_hfsent import HfSentConfig
+from ..modeling_hfsent import HfSentModel
+from ..recipe import RecipeError
+from ..tokenizer import load_recipe_tokenizer, train_wordpiece_tokenizer
+from .arguments import ModelArguments
+from .data import LABELS_COLUMN
+from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
+
+logger = logging.getLogger("hfsent")
+
+
+class ModelError(RecipeError):
+    """A model/tokenizer setting that cannot work; the message names the key at fault."""
+
+
+def build_tokenizer(model_args: ModelArguments, train_texts: Iterable[str]) -> PreTrainedTokenizerBase:
+    """Load the tokenizer, or train one on ``train_texts`` (the training split) when ``tokenizer_vocab_size`` is set."""
+    if model_args.tokenizer_vocab_size:
+        logger.info("Training a WordPiece tokenizer (vocab %d) on the train split", model_args.tokenizer_vocab_size)
+        return train_wordpiece_tokenizer(train_texts, vocab_size=model_args.tokenizer_vocab_size)
+    return load_recipe_tokenizer(model_args.tokenizer_source(), trust_remote_code=model_args.trust_remote_code)
+
+
+def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
+    if model_args.pos_weight in (None, "", "none", "null"):
+        return None
+    if model_args.pos_weight == "auto":
+        positives = int(np.sum(train_labels))
+        return (len(train_labels) - positives) / max(positives, 1)
+    try:
+        return float(model_args.pos_weight)
+    except ValueError:
+        raise ModelError(f"pos_weight must be a number or 'auto', got {model_args.pos_weight!r}") from None
+
+
+def build_model(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train_labels: list[int], max_length: int
+) -> HfSentModel:
+    """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init)."""
+    head = {
+        "pooling": model_args.pooling,
+        "classifier_dropout": model_args.classifier_dropout,
+        "pos_weight": _pos_weight(model_args, train_labels),
+    }
+    if model_args.model_name_or_path:
+        try:
+            model = HfSentModel.from_pretrained(
+                model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **head
+            )
+        except (OSError, ValueError) as err:
+            raise ModelError(f"could not load model_name_or_path {model_args.model_name_or_path!r}: {err}") from err
+    else:
+        base = build_config(None, model_args.config_name, model_args.config_overrides, model_type="hfsent")
+        config = HfSentConfig(**base.to_dict())  # any BERT config becomes an hfsent config
+        config.vocab_size = len(tokenizer)
+        config.pad_token_id = tokenizer.pad_token_id
+        for key, value in head.items():
+            setattr(config, key, value)
+        model = HfSentModel(config)
+        logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ModelError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {model.config.vocab_size}; "
+            "use the tokenizer the encoder was trained with"
+        )
+    if max_length > model.config.max_position_embeddings:
+        raise ModelError(
+            f"max_length {max_length} exceeds the model's max_position_embeddings "
+            f"{model.config.max_position_embeddings}"
+        )
+    return model
+
+
+def apply_lora(model: HfSentModel, model_args: ModelArguments):
+    """Wrap the encoder with LoRA adapters (peft); the classifier head stays fully trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules,
+        modules_to_save=["classifier"],
+    )
+    peft_model = get_peft_model(model, config)
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    logger.info("LoRA: trainable params %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
+    return peft_model
+
+
+class HfSentTrainer(Trainer):
+    """`Trainer` that also knows ``train_sampling_strategy: group_by_length_stratified``
+    (`hfsent.finetune.sampling`)."""
+
+    def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if (
+            self.args.train_sampling_strategy != GROUP_BY_LENGTH_STRATIFIED
+            or dataset is None
+            or not has_length(dataset)
+        ):
+            return super()._get_train_sampler(train_dataset)
+        if self.args.length_column_name in dataset.column_names:
+            lengths = list(dataset[self.args.length_column_name])
+        else:
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+        labels = [int(y) for y in dataset[LABELS_COLUMN]] if LABELS_COLUMN in dataset.column_names else None
+        step = self.args.train_batch_size * self.args.gradient_accumulation_steps * max(1, self.args.world_size)
+        return LengthGroupedStepSampler(
+            lengths, step, labels, group_steps=self.args.length_group_steps, seed=self.args.seed
+        )
+
+
+def publishable_model(trainer: Trainer):
+    """The trained model as a plain `HfSentModel` (LoRA adapters merged)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    return model
+
+
+__all__ = ["HfSentTrainer", "ModelError", "apply_lora", "build_model", "build_tokenizer", "publishable_model"]

@@ -1,0 +1,1 @@
+"""Tests of inference (hfsent/inference/ and hfsent/endpoint_handler.py)."""

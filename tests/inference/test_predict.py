@@ -1,0 +1,172 @@
+"""``hfsent predict``: files in, every row out in order with labels, bad rows flagged (through the CLI)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+from transformers import pipeline
+
+from hfsent import cli
+from hfsent.inference import length_sorted_batches
+
+from ..fixtures.helpers import review_tokenizer, run_cli
+from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
+
+N_ROWS = 10_000
+# Row index (0-based) -> the bad value written in the review column; None: the field is left out.
+BAD_ROWS = {3: "", 4_999: "   ", 9_998: None}
+TRICKY = '引号"和，逗号\n还有换行，质量很好'  # CSV quoting must survive the round trip
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_trained_tiny_checkpoint(tmp_path_factory.mktemp("predict") / "model", review_tokenizer())
+
+
+def read_csv(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_predict_10k_csv_keeps_order_flags_bad_rows_and_matches_pipeline(model_dir, tmp_path):
+    texts = review_texts(N_ROWS, seed=7)
+    texts[10] = TRICKY
+    src, out = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    with open(src, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "cat", "review"])
+        for i, text in enumerate(texts):
+            if i in BAD_ROWS:
+                writer.writerow([i, "书籍"] if BAD_ROWS[i] is None else [i, "书籍", BAD_ROWS[i]])
+            else:
+                writer.writerow([i, "书籍", text])
+
+    proc = run_cli("predict", str(model_dir), "--input", str(src), "--output", str(out), "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {N_ROWS} rows" in proc.stdout and "flagged 3 rows" in proc.stdout, proc.stdout
+
+    rows = read_csv(out)
+    assert len(rows) == N_ROWS
+    assert [r["id"] for r in rows] == [str(i) for i in range(N_ROWS)]
+    assert list(rows[0]) == [
+        "id",
+        "cat",
+        "review",
+        "pred_label",
+        "pred_score",
+        "pred_positive_probability",
+        "pred_error",
+    ]
+    assert rows[10]["review"] == TRICKY and rows[10]["pred_label"] in ("neg", "pos")
+    assert {i: rows[i]["pred_error"] for i in BAD_ROWS} == {
+        3: "empty text",
+        4_999: "empty text",
+        9_998: "malformed row (2 fields, the header has 3)",
+    }
+    assert all(rows[i]["pred_label"] == "" and rows[i]["pred_score"] == "" for i in BAD_ROWS)
+
+    good = [i for i in range(N_ROWS) if i not in BAD_ROWS]
+    assert all(rows[i]["pred_error"] == "" and rows[i]["review"] == texts[i] for i in good)
+    with one_torch_thread():
+        clf = pipeline("text-classification", model=str(model_dir), batch_size=256)
+        expected = clf([texts[i] for i in good])
+    assert [rows[i]["pred_label"] for i in good] == [e["label"] for e in expected]
+    assert max(abs(float(rows[i]["pred_score"]) - e["score"]) for i, e in zip(good, expected, strict=True)) < 1e-4
+    assert {rows[i]["pred_label"] for i in good} == {"neg", "pos"}  # the model is not constant
+
+
+def test_predict_jsonl_flags_unusable_rows_and_applies_the_model_threshold(model_dir, tmp_path, capsys):
+    tuned = tmp_path / "tuned"
+    shutil.copytree(model_dir, tuned)
+    config = json.loads((tuned / "config.json").read_text())
+    config["threshold"] = 0.8
+    (tuned / "config.json").write_text(json.dumps(config))
+
+    texts = review_texts(40, seed=3)
+    lines = [json.dumps({"text": t, "n": i, "tags": ["a", i]}, ensure_ascii=False) for i, t in enumerate(texts)]
+    lines[5] = '{"text": "not closed'
+    lines[6] = json.dumps({"text": 42, "n": 6})
+    lines[7] = json.dumps({"text": None, "n": 7})
+    lines[8] = json.dumps({"n": 8})
+    lines[9] = json.dumps(["a", "list"])
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    # In this process, through the `hfsent` console script's function: starting Python costs more than the run.
+    assert cli.main(["predict", str(tuned), "--input", str(src), "--output", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    rows = read_csv(out)
+    assert len(rows) == 40
+    errors = {i: rows[i]["pred_error"] for i in range(5, 10)}
+    assert errors[5].startswith("invalid JSON")
+    assert errors[6] == "not text (int)"
+    assert errors[7] == errors[8] == "missing text"
+    assert errors[9] == "not a JSON object (a list)"
+    assert "flagged 5 rows" in stdout
+    scored = [r for i, r in enumerate(rows) if i not in errors]
+    assert [r["n"] for r in scored] == [str(i) for i in range(40) if i not in errors]
+    assert json.loads(scored[0]["tags"]) == ["a", 0]
+    for r in scored:  # config.threshold (0.8) decides, not 0.5
+        assert r["pred_label"] == ("pos" if float(r["pred_positive_probability"]) >= 0.8 else "neg")
+    assert any(0.5 <= float(r["pred_positive_probability"]) < 0.8 for r in scored)
+
+
+def test_predict_plain_text_with_threshold_override(model_dir, tmp_path, capsys):
+    texts = review_texts(30, seed=4)
+    texts[2] = ""
+    src, out = tmp_path / "reviews.txt", tmp_path / "out.jsonl"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+
+    assert cli.main(["predict", str(model_dir), "-i", str(src), "-o", str(out), "--threshold", "0.3"]) == 0
+    assert "wrote 30 rows" in capsys.readouterr().out
+    rows = read_jsonl(out)
+    assert [r["text"] for r in rows] == texts
+    assert rows[2]["pred_error"] == "empty text" and rows[2]["pred_label"] is None
+    for r in rows[:2] + rows[3:]:
+        assert r["pred_error"] is None
+        assert r["pred_label"] == ("pos" if r["pred_positive_probability"] >= 0.3 else "neg")
+        assert r["pred_score"] == pytest.approx(
+            r["pred_positive_probability"] if r["pred_label"] == "pos" else 1 - r["pred_positive_probability"]
+        )
+    assert any(0.3 <= r["pred_positive_probability"] < 0.5 for r in rows if r["pred_error"] is None)
+
+
+def test_length_sorted_batches_respect_the_token_budget():
+    lengths = [5, 100, 3, 50, 40]
+    batches = list(length_sorted_batches(lengths, batch_size=3, max_tokens=100))
+    assert batches == [[1], [3, 4], [0, 2]]  # longest first; a text over the budget runs alone
+    assert all(len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1 for b in batches)
+
+
+@pytest.mark.parametrize(
+    ("input_name", "output_name", "extra", "message"),
+    [
+        ("missing.csv", "out.csv", [], "input file not found: "),
+        ("reviews.xlsx", "out.csv", [], "unsupported input format '.xlsx'"),
+        ("reviews.csv", "out.parquet", [], "unsupported output format '.parquet'"),
+        ("reviews.csv", "out.csv", ["--text-column", "body"], "text column 'body' not found"),
+        ("cols.csv", "out.csv", [], "no text column in"),
+    ],
+)
+def test_predict_usage_errors_name_the_problem(tmp_path, capsys, input_name, output_name, extra, message):
+    (tmp_path / "reviews.csv").write_text("id,review\n1,好\n", encoding="utf-8")
+    (tmp_path / "reviews.xlsx").write_bytes(b"PK")
+    (tmp_path / "cols.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    argv = ["predict", "unused-model", "-i", str(tmp_path / input_name), "-o", str(tmp_path / output_name), *extra]
+    with pytest.raises(SystemExit) as exit_info:  # the `hfsent` console script is hfsent.cli:main
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"hfsent predict: error: {message}" in err
+    if "column" in message:
+        assert "available columns: " in err
+    if "format" in message:
+        assert "accepted: .csv, .jsonl" in err
+    assert not (tmp_path / output_name).exists()

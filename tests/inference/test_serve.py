@@ -1,0 +1,233 @@
+"""``hfsent serve``: the Inference Endpoints text-classification contract over real HTTP, and InferenceClient."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+from huggingface_hub import InferenceClient
+
+import hfsent
+from hfsent.endpoint_handler import EndpointHandler
+from hfsent.inference import load_backend
+
+from ..fixtures.helpers import ROOT, review_tokenizer
+from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint
+
+MAX_BODY = 20_000
+CLIENTS, REQUESTS_EACH = 32, 20
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_trained_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "model", review_tokenizer())
+
+
+def start_server(model, *args: str, log_path) -> tuple[subprocess.Popen, str, queue.Queue]:
+    """Start ``hfsent serve MODEL --port 0 ARGS``; return the process, its URL and its further stdout lines."""
+    with open(log_path, "w") as log:  # the child keeps its own copy of the file descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hfsent", "serve", str(model), "--port", "0", "--threads", "1", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        first = lines.get(timeout=120)
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError(f"the server printed nothing; stderr:\n{log_path.read_text()[-3000:]}") from None
+    assert "listening on http://127.0.0.1:" in first, first + log_path.read_text()[-3000:]
+    return proc, first.rsplit(" ", 1)[-1].strip(), lines
+
+
+def stop_server(proc: subprocess.Popen, lines: queue.Queue) -> None:
+    """SIGTERM the server; it must stop cleanly."""
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+    assert lines.get(timeout=5).strip() == "hfsent serve: stopped"
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    proc, url, lines = start_server(
+        model_dir, "--max-body-bytes", str(MAX_BODY), log_path=tmp_path_factory.mktemp("log") / "serve.log"
+    )
+    yield url
+    stop_server(proc, lines)
+
+
+@pytest.fixture(scope="module")
+def expected(model_dir):
+    """hfsent.predict in this process: what the server must answer for a list of texts."""
+    backend = load_backend(str(model_dir))
+
+    def run(texts):
+        with one_torch_thread():
+            return hfsent.predict(texts, backend)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def handler(model_dir):
+    """hfsent's Inference Endpoints handler on the same model: the contract the server must speak."""
+    with one_torch_thread():
+        return EndpointHandler(str(model_dir))
+
+
+def request(url, method="GET", path="/", body=None, headers=None, conn=None):
+    """One HTTP request with http.client; returns (status, parsed JSON body)."""
+    parts = urlsplit(url)
+    own = conn is None
+    conn = conn or http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        if own:
+            conn.close()
+
+
+def assert_same(answer, result):
+    """One text's answer ({label, score}) against hfsent.predict's result for it."""
+    assert answer["label"] == result["label"]
+    assert answer["score"] == pytest.approx(result["score"], abs=1e-4)
+
+
+def test_health_and_info(server):
+    assert request(server, path="/health") == (200, {"status": "ok"})
+    status, info = request(server, path="/")
+    assert status == 200
+    assert info["task"] == "text-classification" and info["labels"] == ["neg", "pos"] and info["threshold"] == 0.5
+
+
+PAYLOADS = {
+    "single": lambda texts: {"inputs": texts[0]},
+    "list": lambda texts: {"inputs": texts},
+    "list, both labels": lambda texts: {"inputs": texts, "parameters": {"top_k": 2}},
+    "single, both labels": lambda texts: {"inputs": texts[1], "parameters": {"top_k": None}},
+    "threshold": lambda texts: {"inputs": texts, "parameters": {"threshold": 0.9}},
+    "max_length": lambda texts: {"inputs": texts, "parameters": {"max_length": 6, "truncation": True}},
+    "empty list": lambda texts: {"inputs": []},
+    "empty text": lambda texts: {"inputs": ""},
+}
+
+
+def approx_answer(answer):
+    """The answer with scores compared to 1e-4 (the server batches texts differently from the handler)."""
+    if isinstance(answer, list):
+        return [approx_answer(a) for a in answer]
+    return {"label": answer["label"], "score": pytest.approx(answer["score"], abs=1e-4)}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
+def test_answers_equal_the_inference_endpoints_handler(server, handler, payload):
+    body = payload(review_texts(6, seed=11))
+    status, answer = request(server, "POST", body=body)
+    assert status == 200
+    assert answer == approx_answer(handler(body))
+
+
+def test_answers_match_hfsent_predict(server, expected):
+    texts = review_texts(6, seed=11)
+    results = expected(texts)
+    status, answer = request(server, "POST", body={"inputs": texts[0]})
+    assert status == 200 and len(answer) == 1
+    assert_same(answer[0], results[0])
+
+    status, answer = request(server, "POST", body={"inputs": texts, "parameters": {"top_k": 2}})
+    assert status == 200 and len(answer) == len(texts)
+    for ranked, result in zip(answer, results, strict=True):
+        assert_same(ranked[0], result)
+        assert {r["label"] for r in ranked} == {"neg", "pos"}
+        assert ranked[0]["score"] + ranked[1]["score"] == pytest.approx(1.0)
+    assert {r["label"] for r in results} == {"neg", "pos"}
+
+
+def test_inference_client_against_the_server(server, expected, local_http_client):
+    text = review_texts(1, seed=12)[0]
+    result = expected([text])[0]
+    # huggingface_hub 2.4 returns the first element of the hosted-format answer: the decided label.
+    top = InferenceClient(model=server, timeout=30).text_classification(text)
+    assert top.label == result["label"] and top.score == pytest.approx(result["score"], abs=1e-4)
+
+
+def test_concurrent_clients_are_all_answered_correctly(server, expected):
+    texts = review_texts(CLIENTS * REQUESTS_EACH, seed=13)
+    results = expected(texts)
+    parts = urlsplit(server)
+
+    def client(worker: int) -> list:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)  # one keep-alive connection
+        try:
+            mine = range(worker * REQUESTS_EACH, (worker + 1) * REQUESTS_EACH)
+            return [(i, *request(server, "POST", body={"inputs": texts[i]}, conn=conn)) for i in mine]
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = [a for batch in pool.map(client, range(CLIENTS)) for a in batch]
+    assert len(answers) == CLIENTS * REQUESTS_EACH
+    for i, status, answer in answers:
+        assert status == 200, answer
+        assert_same(answer[0], results[i])
+    served = request(server, path="/")[1]["served"]
+    assert served["requests"] >= CLIENTS * REQUESTS_EACH
+    assert served["batches"] < served["requests"]  # concurrent requests shared model calls
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"inputs": "unterminated', "malformed JSON"),
+        (b"\xff\xfe", "malformed JSON"),
+        ({"text": "好"}, 'the payload has no "inputs"'),
+        (["好"], "the payload must be a JSON object"),
+        ({"inputs": 42}, '"inputs" must be a string or a list of strings, got int'),
+        ({"inputs": ["好", None]}, "item 1 is null"),
+        ({"inputs": ["好", 3]}, "item 1 is int"),
+        ({"inputs": "好", "parameters": {"top_k": 0}}, '"top_k" must be a positive integer or null'),
+        ({"inputs": "好", "parameters": {"top_k": "2"}}, '"top_k" must be a positive integer or null'),
+        ({"inputs": "好", "parameters": {"threshold": 1.5}}, '"threshold" must be a number'),
+        ({"inputs": "好", "parameters": {"temperature": 1}}, "unknown parameter(s) ['temperature']"),
+    ],
+)
+def test_bad_payloads_get_400_with_a_json_error(server, body, message):
+    status, answer = request(server, "POST", body=body)
+    assert status == 400
+    assert message in answer["error"]
+
+
+def test_oversized_body_gets_413_and_the_server_stays_up(server, expected):
+    status, answer = request(server, "POST", body={"inputs": "好" * MAX_BODY})
+    assert status == 413 and "limit is 20000" in answer["error"]
+    status, answer = request(server, "POST", path="/elsewhere", body={"inputs": "好"})
+    assert status == 404 and "error" in answer
+
+    assert request(server, path="/health") == (200, {"status": "ok"})
+    text = review_texts(1, seed=14)[0]
+    status, answer = request(server, "POST", body={"inputs": text})
+    assert status == 200
+    assert_same(answer[0], expected([text])[0])
+
+
+def test_overlong_text_is_truncated(server, expected):
+    text = "，".join(review_texts(60, seed=15))  # far beyond the tiny model's 128 positions
+    status, answer = request(server, "POST", body={"inputs": text})
+    assert status == 200
+    assert_same(answer[0], expected([text])[0])

@@ -1,0 +1,1 @@
+"""Tests of the model itself: HfSentModel, its remote code, and the plain Trainer."""

@@ -1,0 +1,1 @@
+"""Tests of MLM pretraining (hfsent/pretrain/)."""
