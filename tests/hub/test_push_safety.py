@@ -111,6 +111,17 @@ def test_every_file_of_a_run_gets_the_default_mode(finetuned_dir):
     assert {path: mode for path, mode in modes.items() if mode != oct(0o666 & ~umask)} == {}
 
 
+def test_pretrained_encoders_get_the_default_mode_too(tmp_path):
+    from transformers import BertConfig
+
+    from hfsent.pretrain.modeling import MaskedOnlyBertForMaskedLM
+
+    config = BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    MaskedOnlyBertForMaskedLM(config).save_pretrained(tmp_path / "mlm")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "mlm").iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+
+
 def test_a_failure_mid_upload_is_one_line_saying_the_repo_is_unchanged_and_how_to_retry(
     hub, finetuned_dir, tmp_path, capfd
 ):
