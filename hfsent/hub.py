@@ -50,7 +50,10 @@ ALLOWED_FILES = (
 )  # fmt: skip
 CHECKPOINT_DIR = "checkpoint-*"
 # What a checkpoint-*/ folder holds besides ALLOWED_FILES: the Trainer's state to resume from.
-CHECKPOINT_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
+CHECKPOINT_STATE_FILES = (
+    "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin",
+    "adapter_config.json", "adapter_model.safetensors",  # LoRA runs checkpoint their adapters
+)  # fmt: skip
 # Files uploaded with local paths reduced to ``<local>/<name>`` (as in the card); the local file is not changed.
 REDACTED_FILES = {RECIPE_FILE: "yaml", TRAINER_STATE_FILE: "json"}
 WEIGHT_FILES = (
