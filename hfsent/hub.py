@@ -460,8 +460,8 @@ def _with_retries(
                 raise _hub_error(err, what, repo_id, revision) from err
             if attempt == max_retries:
                 raise HubError(
-                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): nothing was "
-                    f"committed, {repo_id}@{revision} is unchanged; check your connection",
+                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): {repo_id}@{revision} "
+                    "holds no partial upload (a push is one atomic commit); check your connection",
                     _status(err),
                     retryable=True,
                 ) from None
