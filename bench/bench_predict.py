@@ -5,7 +5,7 @@ same model (zh-mini, see inference_setup.py) in one process, one after the other
 
 - pipeline: `pipeline("text-classification", model=DIR)` called on the list with its defaults (one text
   at a time), plus `truncation=True`, without which the reviews longer than 512 tokens crash it.
-- hfsent predict: `hfsent.predict_file.predict_file`, the code behind `hfsent predict` (read the CSV,
+- hfsent predict: `hfsent.inference.files.predict_file`, the code behind `hfsent predict` (read the CSV,
   score length-sorted batches of up to 64 texts, write the CSV), on the torch backend, then ONNX Runtime
   fp32 and int8 (whose backend runs one batch per core at once). Model loading and process start are not
   timed, for either side.
@@ -33,7 +33,7 @@ from inference_setup import N_REVIEWS, WORKDIR, prepare_model, prepare_onnx, rev
 from transformers import pipeline
 
 from hfsent.inference import load_backend
-from hfsent.predict_file import TableReader, predict_file
+from hfsent.inference.files import TableReader, predict_file
 
 
 def time_pipeline(clf, texts: list[str]) -> tuple[float, np.ndarray]:

@@ -19,7 +19,7 @@ import torch
 from bench_finetune import zh_mini
 from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, machine
 
-from hfsent.onnx import export_onnx
+from hfsent.inference.export import export_onnx
 from hfsent.tokenizer import load_tokenizer
 
 WORKDIR = ROOT / "outputs" / "bench"

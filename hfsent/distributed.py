@@ -34,7 +34,7 @@ def release_distributed(trainer: Trainer) -> None:
 
     Destroying the gloo group while the DDP-wrapped model is alive made about 30 % of 2-process CPU
     runs abort at exit ("terminate called without an active exception"); releasing it first made
-    every run exit cleanly (shared/NOTES-hf-stack.md).
+    every run exit cleanly.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         trainer.model_wrapped = trainer.model

@@ -16,7 +16,8 @@ label comes first. Parameters: ``top_k`` (1, 2 or null), ``threshold`` (override
 
 This file must run where hfsent is not installed: it imports only the standard library, ``torch`` and
 ``transformers``, and loads the model with ``trust_remote_code=True`` (the code travels with the weights).
-`parse_payload` and `format_predictions` are public so that other servers can speak the same format.
+`parse_payload`, `format_predictions`, `ranked_labels` and `valid_threshold` are public so that other servers
+(``hfsent serve``, `hfsent.predict`) speak the same format and decide the same way.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         options["top_k"] = len(LABELS) if top_k is None else min(top_k, len(LABELS))
     if parameters.get("threshold") is not None:
         threshold = parameters["threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        if not valid_threshold(threshold):
             raise ValueError(f'"threshold" must be a number strictly between 0 and 1, got {threshold!r}')
         options["threshold"] = float(threshold)
     if "truncation" in parameters:
@@ -106,8 +107,24 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
     return options
 
 
+def valid_threshold(value: Any) -> bool:
+    """Whether ``value`` can be a decision threshold: a number (not a bool) strictly between 0 and 1."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 < value < 1.0
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def ranked_labels(positive_probability: float, threshold: float, labels: Sequence[str] = LABELS) -> list[dict]:
+    """Both labels of one text with their probabilities, the label decided at ``threshold`` first: positive when
+    P(pos) >= ``threshold``. ``labels`` are ``(negative, positive)``."""
+    neg, pos = labels
+    p = float(positive_probability)
+    ranked = [{"label": pos, "score": p}, {"label": neg, "score": 1.0 - p}]
+    if p < threshold:
+        ranked.reverse()
+    return ranked
 
 
 def format_predictions(
@@ -123,14 +140,10 @@ def format_predictions(
     2: both labels per text, the decided one first. A single (non-batched) input with ``top_k`` 2 gives the
     list of its labels, like the pipeline.
     """
-    neg, pos = labels
     answers: list[Any] = []
     for p in positive_probabilities:
-        p = float(p)
-        decided = [{"label": pos, "score": p}, {"label": neg, "score": 1.0 - p}]
-        if p < threshold:
-            decided.reverse()
-        answers.append(decided[0] if top_k == 1 else decided[:top_k])
+        ranked = ranked_labels(p, threshold, labels)
+        answers.append(ranked[0] if top_k == 1 else ranked[:top_k])
     if top_k != 1 and not batched:
         return answers[0]
     return answers

@@ -16,7 +16,7 @@ FP32_TOLERANCE = 1e-3
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent export`` argument parser."""
-    from ..onnx import QUANTIZATIONS
+    from ..inference.export import QUANTIZATIONS
 
     parser = argparse.ArgumentParser(prog="hfsent export", description=DESCRIPTION)
     parser.add_argument("model", metavar="MODEL", help="an hfsent checkpoint (folder or Hub id)")
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parity_texts(parser: argparse.ArgumentParser, args: argparse.Namespace, tokenizer) -> list[str]:
-    from ..onnx import random_texts
-    from ..predict_file import InputError, TableReader, text_problem
+    from ..inference.export import random_texts
+    from ..inference.files import InputError, TableReader, text_problem
 
     if args.parity_file is None:
         return random_texts(tokenizer, args.parity_samples)
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"OUT exists and is not a folder: {args.out!r}")
 
     from ..inference import load_backend
-    from ..onnx import export_onnx, parity
+    from ..inference.export import export_onnx, parity
 
     reference = load_backend_or_exit(parser, args.model, threads=args.threads)
     texts = _parity_texts(parser, args, reference.tokenizer)

@@ -14,7 +14,7 @@ pred_error says why, the summary counts them, and the run goes on. The file is s
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent predict`` argument parser."""
-    from ..predict_file import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
+    from ..inference.files import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
 
     parser = argparse.ArgumentParser(prog="hfsent predict", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run ``hfsent predict``; exit code 2 for unusable arguments or files."""
-    from ..predict_file import InputError, TableReader, check_output_path, predict_file
+    from ..inference.files import InputError, TableReader, check_output_path, predict_file
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent serve`` argument parser."""
-    from ..serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT_MS
+    from ..inference.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT_MS
 
     parser = argparse.ArgumentParser(prog="hfsent serve", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     """Run ``hfsent serve`` until interrupted (Ctrl-C or SIGTERM)."""
     import signal
 
-    from ..serving import InferenceServer
+    from ..inference.server import InferenceServer
 
     parser = build_parser()
     args = parser.parse_args(argv)

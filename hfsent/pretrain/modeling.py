@@ -34,7 +34,7 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
     """
 
     # The loss is a mean over the masked tokens of the batch: the Trainer must not pass
-    # `num_items_in_batch` and assume the model normalised it (see NOTES: DDP / accumulation).
+    # `num_items_in_batch` and assume the model normalised it (with DDP or gradient accumulation).
     accepts_loss_kwargs = False
     saved_architecture = "BertForMaskedLM"
 

@@ -1,1 +1,1 @@
-"""Tests of publishing to the Hub (hfsent/hub.py), against the fake Hub of tests/fixtures/hub_server.py."""
+"""Tests of publishing to the Hub (hfsent/hub/), against the fake Hub of tests/fixtures/hub_server.py."""

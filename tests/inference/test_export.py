@@ -14,7 +14,7 @@ from huggingface_hub import InferenceClient
 import hfsent
 from hfsent import cli
 from hfsent.inference import load_backend
-from hfsent.serving import InferenceServer
+from hfsent.inference.server import InferenceServer
 
 from ..fixtures.helpers import review_tokenizer, run_cli
 from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint

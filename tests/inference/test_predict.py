@@ -10,7 +10,7 @@ import pytest
 from transformers import pipeline
 
 from hfsent import cli
-from hfsent.inference import length_sorted_batches
+from hfsent.inference.batching import length_sorted_batches
 
 from ..fixtures.helpers import review_tokenizer, run_cli
 from ..fixtures.inference_helpers import one_torch_thread, review_texts, save_trained_tiny_checkpoint

@@ -35,8 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from .endpoint_handler import format_predictions, parse_payload
-from .inference import InferenceBackend, validate_threshold
+from ..endpoint_handler import format_predictions, parse_payload
+from .backends import InferenceBackend
+from .labels import validate_threshold
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_BATCH_SIZE = 64

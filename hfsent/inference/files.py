@@ -2,7 +2,7 @@
 
 Rows are read ``chunk_rows`` at a time (Parquet through ``pyarrow`` ``iter_batches``, the text formats
 line by line), so files larger than memory work. Each chunk is scored in length-sorted batches by an
-`~hfsent.inference.InferenceBackend` and written in input order with every input column plus
+`~hfsent.inference.backends.InferenceBackend` and written in input order with every input column plus
 ``pred_label``, ``pred_score`` (the probability of that label), ``pred_positive_probability`` and
 ``pred_error``. Rows whose text is missing, empty or not a string (or that cannot be parsed) are not
 classified: their ``pred_error`` says why, and the run goes on.
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .datasource import FILE_FORMATS
-from .inference import InferenceBackend, label_result, validate_threshold
+from ..datasource import FILE_FORMATS
+from .backends import InferenceBackend
+from .labels import label_result, validate_threshold
 
 # the data files hfsent reads (hfsent.datasource.FILE_FORMATS) that can be streamed row by row
 INPUT_FORMATS = {suffix: fmt.stream for suffix, fmt in FILE_FORMATS.items() if fmt.stream}

@@ -1,4 +1,4 @@
-"""ONNX export, dynamic int8 quantization and an ONNX Runtime inference backend.
+"""ONNX export, dynamic int8 quantization and the parity check (the ONNX Runtime backend is in `backends`).
 
 ``hfsent export MODEL OUT --onnx [--quantize int8]`` writes a self-contained folder::
 
@@ -18,96 +18,14 @@ import logging
 import random
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .inference import (
-    InferenceBackend,
-    available_cpus,
-    batched_positive_probabilities,
-    load_model_and_tokenizer,
-    max_input_length,
-)
-from .tokenizer import load_tokenizer
+from .backends import INT8_FILE, ONNX_FILE, InferenceBackend, load_model_and_tokenizer
 
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model_int8.onnx"
 QUANTIZATIONS = ("int8",)
-# ONNX Runtime graph rewrites left out. SkipLayerNormFusion merges residual Add + LayerNormalization into its
-# SkipLayerNormalization kernel, which on CPU (onnxruntime 1.32, x86-64) took 31 % of the int8 model's time,
-# far more than the two ops it replaces. Without it the int8 model scored 1.34x as many reviews per second
-# (zh-mini, the 2,000 reviews of bench/bench_predict.py, 2 cores).
-DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
-
-
-def resolve_onnx_file(path: str | Path) -> Path:
-    """The ONNX graph to run for ``path``: the file itself, or in a folder ``model_int8.onnx`` when it
-    exists, else ``model.onnx``."""
-    path = Path(path)
-    if path.is_file() and path.suffix == ".onnx":
-        return path
-    for name in (INT8_FILE, ONNX_FILE):
-        if (path / name).is_file():
-            return path / name
-    raise FileNotFoundError(
-        f"no ONNX model at {str(path)!r}: expected a folder written by `hfsent export --onnx` "
-        f"(holding {ONNX_FILE} or {INT8_FILE}) or an .onnx file in one"
-    )
-
-
-class OnnxBackend:
-    """An `InferenceBackend` running an exported hfsent model with ONNX Runtime (CPU).
-
-    Args:
-        path: a folder written by ``hfsent export --onnx`` (its int8 graph when there is one) or
-            one ``.onnx`` file in it; the tokenizer and config are read from the same folder.
-        threads: how many batches run at once, each on one core (default: one per available CPU).
-
-    Batches run concurrently on one session with one ONNX Runtime thread each, rather than one batch at a
-    time spread over all cores: a small model's ops are too short to share well (on 2 cores, 1.2x the
-    throughput of ONNX Runtime's own intra-op threads; zh-mini int8, the reviews of bench/bench_predict.py).
-    """
-
-    name = "onnx"
-
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-        from transformers import AutoConfig
-
-        self.model_file = resolve_onnx_file(path)
-        folder = str(self.model_file.parent)
-        self.config = AutoConfig.from_pretrained(folder)
-        self.tokenizer = load_tokenizer(folder)
-        self.workers = threads or available_cpus()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(self.model_file),
-            options,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(DISABLED_OPTIMIZERS),
-        )
-        self._input_names = {i.name for i in self.session.get_inputs()}
-        self._pool = ThreadPoolExecutor(self.workers, "hfsent-onnx") if self.workers > 1 else None
-
-    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._input_names:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
-        return self.session.run(None, feed)[0][:, 1]
-
-    def positive_probabilities(
-        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
-    ) -> list[float]:
-        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
-        limit = max_input_length(self.tokenizer, self.config, max_length)
-        return batched_positive_probabilities(
-            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
-        )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,117 @@
+"""Batched scoring shared by every backend: texts tokenised once, grouped into length-sorted, dynamically padded
+batches within a token budget, scored by a backend's logit function, turned into P(pos)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+
+import numpy as np
+import torch
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+# A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
+# run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
+# batches of 64 texts capped at 1,024 tokens ran 1.9x (torch) to 3.8x (ONNX int8) faster than uncapped ones.
+TOKENS_PER_TEXT = 16
+
+# (input_ids, attention_mask), int64 arrays of shape (batch, seq) -> the logit z of each row
+LogitFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> Iterator[list[int]]:
+    """Yield index batches in order of decreasing length, so padding within a batch is minimal.
+
+    With ``max_tokens``, a batch also stops growing before ``len(batch) * longest`` would exceed it, so
+    long texts run in smaller batches (the activations of a batch stay in cache); a batch always holds
+    at least one text.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    start = 0
+    while start < len(order):
+        size = batch_size
+        if max_tokens is not None:
+            size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+        yield order[start : start + size]
+        start += size
+
+
+def max_input_length(
+    tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, max_length: int | None = None
+) -> int:
+    """The longest token sequence the model accepts: ``max_length`` capped by the tokenizer's
+    ``model_max_length`` and the model's ``max_position_embeddings``. Longer texts are truncated."""
+    limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None), max_length]
+    return min(int(limit) for limit in limits if limit)
+
+
+def batched_positive_probabilities(
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    logits_fn: LogitFn,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    max_tokens: int | None = None,
+    pool: Executor | None = None,
+    workers: int = 1,
+) -> list[float]:
+    """Tokenise ``texts`` (truncating to ``max_length``), score them in length-sorted, padded batches
+    with ``logits_fn`` and return P(pos) = sigmoid(z) for each text, in input order.
+
+    A batch holds at most ``batch_size`` texts and ``max_tokens`` padded tokens (default
+    ``batch_size * TOKENS_PER_TEXT``). With a ``pool`` of ``workers`` threads, batches run concurrently
+    (``logits_fn`` must be thread-safe), and a call with fewer texts than ``workers * batch_size`` is cut
+    into at least ``workers`` batches so that every worker gets one.
+    """
+    if not texts:
+        return []
+    encodings = tokenizer(
+        list(texts),
+        truncation=max_length is not None,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
+    max_tokens = batch_size * TOKENS_PER_TEXT if max_tokens is None else max_tokens
+    if pool is not None and workers > 1:
+        batch_size = max(1, min(batch_size, -(-len(encodings) // workers)))
+    left = tokenizer.padding_side == "left"
+
+    def score(idx: list[int]) -> np.ndarray:
+        width = len(encodings[idx[0]])
+        input_ids = np.full((len(idx), width), tokenizer.pad_token_id, dtype=np.int64)
+        attention_mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            span = slice(width - len(encodings[i]), width) if left else slice(0, len(encodings[i]))
+            input_ids[row, span] = encodings[i]
+            attention_mask[row, span] = 1
+        return np.asarray(logits_fn(input_ids, attention_mask), dtype=np.float32)
+
+    batches = list(length_sorted_batches([len(e) for e in encodings], batch_size, max_tokens))
+    probs = [0.0] * len(encodings)
+    for idx, z in zip(batches, (pool.map if pool is not None else map)(score, batches), strict=True):
+        for i, p in zip(idx, torch.sigmoid(torch.from_numpy(z)).tolist(), strict=True):
+            probs[i] = p
+    return probs
+
+
+__all__ = [
+    "TOKENS_PER_TEXT",
+    "available_cpus",
+    "batched_positive_probabilities",
+    "length_sorted_batches",
+    "max_input_length",
+]
