@@ -1,9 +1,9 @@
 """MLM pretraining throughput: hfsent's way against the tutorial's, side by side in one run.
 
 - tutorial: stock `BertForMaskedLM` (LM head at every position), one corpus line per row, each
-  padded to ``--max-seq-length``, stock `DataCollatorForLanguageModeling`;
+  padded to ``--max-length``, stock `DataCollatorForLanguageModeling`;
 - hfsent: `MaskedOnlyBertForMaskedLM` (LM head only at masked positions), documents packed into
-  full blocks of ``--max-seq-length``, `MLMCollator`.
+  full blocks of ``--max-length``, `MLMCollator`.
 
 Same model config (recipes/pretrain/zh-mini.yaml's: BERT L4-H256 with the bert-base-chinese
 vocabulary), same corpus sample (``$HFSENT_SHARED/corpus/msra_news_sentences.txt``), same batch
@@ -13,7 +13,7 @@ real tokens ([CLS]/[SEP] included, padding not) per second of training step (col
 backward, optimiser step).
 
     python bench/bench_pretrain.py                      # both ways, 128 tokens
-    python bench/bench_pretrain.py --max-seq-length 64  # the tutorial's length
+    python bench/bench_pretrain.py --max-length 64  # the tutorial's length
     python bench/bench_pretrain.py --ablation           # also each change alone
 """
 
@@ -68,7 +68,7 @@ class Runner:
     def __init__(self, name: str, tokenizer, config, lines: list[str], args) -> None:
         packed, masked_only = METHODS[name]
         self.name = name
-        self.rows = load_rows(tokenizer, lines, packed, args.max_seq_length)
+        self.rows = load_rows(tokenizer, lines, packed, args.max_length)
         random.Random(args.seed).shuffle(self.rows)
         self.model = make_model(config, masked_only, args.seed)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
@@ -119,7 +119,7 @@ class Runner:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--max-length", "--max-seq-length", dest="max_length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per method, interleaved")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
@@ -153,7 +153,7 @@ def main() -> None:
     print(machine())
     print(
         f"BERT L{config.num_hidden_layers}-H{config.hidden_size} (vocab {config.vocab_size}), "
-        f"{args.max_seq_length} tokens, batch {args.batch_size}, {len(lines)} msra lines, "
+        f"{args.max_length} tokens, batch {args.batch_size}, {len(lines)} msra lines, "
         f"{torch.get_num_threads()} threads, {args.steps} timed steps each (median step time)"
     )
     columns = ("ms/step", 9), ("seq/s", 8), ("real tok/s", 12), ("(mean time)", 13), ("padding", 9), ("speedup", 10)

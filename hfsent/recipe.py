@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,11 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 class RecipeParser(HfArgumentParser):
-    """`HfArgumentParser` that reads an optional leading ``recipe.yaml`` and lets the CLI override it."""
+    """`HfArgumentParser` that reads an optional leading ``recipe.yaml`` and lets the CLI override it.
+
+    A field's ``aliases`` (dataclass field metadata, e.g. ``["--max_seq_length"]``) are old names of its key: they
+    are still accepted, in the YAML and on the command line, with a `FutureWarning` naming the new key.
+    """
 
     def parse_recipe(self, argv: Sequence[str] | None = None) -> tuple[Any, ...]:
         """Parse ``[recipe.yaml] [--key value ...]`` into one instance per dataclass type."""
@@ -65,11 +70,26 @@ class RecipeParser(HfArgumentParser):
         if argv and not argv[0].startswith("-"):
             recipe_path, argv = argv[0], argv[1:]
             self.apply_yaml_defaults(load_yaml(recipe_path), source=recipe_path)
+        old_names = self.deprecated_aliases()
+        for arg in argv:
+            name = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
+            if name in old_names:
+                _warn_deprecated(name, old_names[name], "the command line")
         try:
             return self.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
         except (ValueError, TypeError) as err:
             # dataclass __post_init__ checks (e.g. TrainingArguments) raise ValueError
             raise RecipeError(str(err)) from err
+
+    def deprecated_aliases(self) -> dict[str, str]:
+        """Old key -> its key today, for every field declared with ``aliases``."""
+        old_names = {}
+        for action in self._actions:
+            for option in action.option_strings:
+                name = option.lstrip("-")
+                if option.startswith("--") and name.replace("-", "_") not in (action.dest, f"no_{action.dest}"):
+                    old_names[name] = action.dest
+        return old_names
 
     def apply_yaml_defaults(self, values: dict[str, Any], source: str = "recipe") -> None:
         """Use ``values`` as argument defaults; reject keys that no dataclass field accepts."""
@@ -77,7 +97,11 @@ class RecipeParser(HfArgumentParser):
         for action in self._actions:
             if action.dest != "help":  # a bool field has two actions: --flag and --no_flag
                 actions.setdefault(action.dest, []).append(action)
+        old_names = self.deprecated_aliases()
         for key, value in values.items():
+            if key in old_names and key not in actions:
+                _warn_deprecated(key, old_names[key], source)
+                key = old_names[key]
             if key not in actions:
                 close = difflib.get_close_matches(key, list(actions), n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -87,6 +111,14 @@ class RecipeParser(HfArgumentParser):
                     value = str(value)
                 action.default = value
                 action.required = False
+
+
+def _warn_deprecated(old: str, new: str, source: str) -> None:
+    warnings.warn(
+        f"{old!r} (in {source}) is deprecated and will be removed: use {new!r}, which means the same",
+        FutureWarning,
+        stacklevel=3,
+    )
 
 
 def run_recipe_command(

@@ -56,14 +56,20 @@ class PretrainDataArguments:
         default=5.0,
         metadata={"help": "Percentage of each source's documents held out for evaluation; 0 for none."},
     )
-    max_seq_length: int = field(default=128, metadata={"help": "Tokens per training sequence, [CLS] included."})
+    max_length: int = field(
+        default=128,
+        metadata={
+            "help": "Tokens per training sequence, [CLS] included (max_seq_length: its deprecated old name).",
+            "aliases": ["--max_seq_length"],
+        },
+    )
     line_by_line: bool = field(
         default=False,
         metadata={"help": "One sequence per document (truncated) instead of packing documents into full blocks."},
     )
     pad_to_max_length: bool = field(
         default=False,
-        metadata={"help": "With line_by_line: pad every sequence to max_seq_length (else to the batch's longest)."},
+        metadata={"help": "With line_by_line: pad every sequence to max_length (else to the batch's longest)."},
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens (or words) selected."})
     mask_replace_prob: float = field(default=0.8, metadata={"help": "Of the selected: share replaced by [MASK]."})
@@ -104,8 +110,8 @@ class PretrainDataArguments:
             raise RecipeError(
                 f"validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}"
             )
-        if self.max_seq_length < 3:
-            raise RecipeError(f"max_seq_length must be at least 3, got {self.max_seq_length}")
+        if self.max_length < 3:
+            raise RecipeError(f"max_length must be at least 3, got {self.max_length}")
         if not 0.0 < self.mlm_probability < 1.0:
             raise RecipeError(f"mlm_probability must be strictly between 0 and 1, got {self.mlm_probability}")
         replace = (self.mask_replace_prob, self.random_replace_prob)

@@ -1,9 +1,9 @@
 """From documents to MLM training sequences: tokenization, jieba word boundaries, packing.
 
 Packing (the default) concatenates the documents, each followed by ``[SEP]``, and cuts the stream
-into blocks of ``max_seq_length`` tokens, each starting with ``[CLS]``: no padding, and every document
+into blocks of ``max_length`` tokens, each starting with ``[CLS]``: no padding, and every document
 boundary inside a block is marked by a ``[SEP]``. Line-by-line makes one ``[CLS] doc [SEP]`` sequence
-per document, truncated to ``max_seq_length``.
+per document, truncated to ``max_length``.
 
 With whole-word masking, each token also gets a *word start* flag (1 where a word begins) from a
 Chinese word segmenter (jieba), so that the collator can mask all characters of a word together;
@@ -125,13 +125,13 @@ def pack_blocks(
 
 def frame_lines(
     input_ids: Sequence[Sequence[int]],
-    max_seq_length: int,
+    max_length: int,
     cls_token_id: int,
     sep_token_id: int,
     word_starts: Sequence[Sequence[int]] | None = None,
 ) -> dict[str, list[list[int]]]:
-    """One ``[CLS] doc [SEP]`` sequence per non-empty document, truncated to ``max_seq_length``."""
-    keep = max_seq_length - 2
+    """One ``[CLS] doc [SEP]`` sequence per non-empty document, truncated to ``max_length``."""
+    keep = max_length - 2
     rows = [i for i, ids in enumerate(input_ids) if ids]
     out: dict[str, list[list[int]]] = {"input_ids": [[cls_token_id, *input_ids[i][:keep], sep_token_id] for i in rows]}
     if word_starts is not None:
@@ -142,7 +142,7 @@ def frame_lines(
 def encode_corpus_batch(
     batch: dict[str, list[Any]],
     tokenizer: PreTrainedTokenizerBase,
-    max_seq_length: int,
+    max_length: int,
     line_by_line: bool = False,
     whole_word_mask: bool = False,
 ) -> dict[str, list[list[int]]]:
@@ -151,7 +151,7 @@ def encode_corpus_batch(
     shape = frame_lines if line_by_line else pack_blocks
     return shape(
         encoded["input_ids"],
-        max_seq_length,
+        max_length,
         tokenizer.cls_token_id,
         tokenizer.sep_token_id,
         word_starts=encoded.get("word_starts"),

@@ -81,7 +81,7 @@ def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrained
 
 
 def build_model(
-    model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+    model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> MaskedOnlyBertForMaskedLM:
     """A new model from the config (from scratch) or the checkpoint to continue, fitted to the tokenizer."""
     config = build_config(
@@ -92,10 +92,9 @@ def build_model(
     )
     if config.model_type != "bert":
         raise RecipeError(f"MLM pretraining supports BERT models (model_type 'bert'), got {config.model_type!r}")
-    if max_seq_length > config.max_position_embeddings:
+    if max_length > config.max_position_embeddings:
         raise RecipeError(
-            f"max_seq_length {max_seq_length} exceeds the model's max_position_embeddings "
-            f"{config.max_position_embeddings}"
+            f"max_length {max_length} exceeds the model's max_position_embeddings {config.max_position_embeddings}"
         )
     if model_args.model_name_or_path:
         try:
@@ -128,7 +127,7 @@ def prepare_datasets(
             batched=True,
             fn_kwargs={
                 "tokenizer": tokenizer,
-                "max_seq_length": data_args.max_seq_length,
+                "max_length": data_args.max_length,
                 "line_by_line": data_args.line_by_line,
                 "whole_word_mask": data_args.whole_word_mask,
             },
@@ -167,9 +166,9 @@ def run_pretraining(
     configure_logging(training_args)
     set_seed(training_args.seed)
     tokenizer = load_pretraining_tokenizer(model_args)
-    model = build_model(model_args, tokenizer, data_args.max_seq_length)
+    model = build_model(model_args, tokenizer, data_args.max_length)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
-    trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_seq_length
+    trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_length
     tokenizer.model_max_length = min(tokenizer.model_max_length, trained_length)
 
     collator = MLMCollator(
@@ -178,7 +177,7 @@ def run_pretraining(
         mask_replace_prob=data_args.mask_replace_prob,
         random_replace_prob=data_args.random_replace_prob,
         whole_word_mask=data_args.whole_word_mask,
-        pad_to_multiple_of=data_args.max_seq_length if data_args.pad_to_max_length else None,
+        pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
     )
     train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
 

@@ -177,7 +177,7 @@ def test_pretrained_encoder_card(tmp_path):
     recipe = {
         "model_name_or_path": None,
         "dataset_name": [str(tmp_path / "corpus.txt"), "user/news"],
-        "max_seq_length": 128,
+        "max_length": 128,
         "mlm_probability": 0.15,
         "learning_rate": 5e-4,
         "hub_token": "hf_should_not_show",

@@ -76,7 +76,7 @@ def test_packing_through_datasets_map_keeps_every_token(zh_tokenizer):
         encode_corpus_batch,
         batched=True,
         batch_size=7,  # several map batches, each with its own remainder
-        fn_kwargs={"tokenizer": zh_tokenizer, "max_seq_length": 24},
+        fn_kwargs={"tokenizer": zh_tokenizer, "max_length": 24},
         remove_columns=["text"],
     )
     blocks = packed["input_ids"]

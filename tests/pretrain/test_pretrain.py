@@ -83,7 +83,7 @@ def _base_recipe(corpus, output_dir, **keys) -> dict:
         "dataset_name": [str(corpus["news"]), str(corpus["reviews"])],
         "text_column": ["text", "review"],
         "validation_split_percentage": 10,
-        "max_seq_length": 32,
+        "max_length": 32,
         "output_dir": str(output_dir),
         "cache_dir": str(corpus["cache"]),
         "max_steps": 60,
@@ -228,6 +228,20 @@ def test_shipped_recipes_parse(recipe):
     assert data_args.dataset_name and training_args.output_dir.startswith("outputs/")
     assert isinstance(training_args.learning_rate, float)
     assert model_args.model_name_or_path or (model_args.config_name and model_args.tokenizer_name)
+
+
+def test_max_seq_length_is_still_accepted_with_a_deprecation_warning(tmp_path):
+    recipe = tmp_path / "old.yaml"
+    recipe.write_text(yaml.safe_dump({"tokenizer_name": "bert", "dataset_name": "corpus.txt", "max_seq_length": 64}))
+    dataclass_types = (PretrainModelArguments, PretrainDataArguments, TrainingArguments)
+    with pytest.warns(FutureWarning, match="'max_seq_length' .* use 'max_length'"):
+        _, data_args, _ = RecipeParser(dataclass_types).parse_recipe([str(recipe)])
+    assert data_args.max_length == 64
+    with pytest.warns(FutureWarning, match="'max_seq_length' \\(in the command line\\)"):
+        _, data_args, _ = RecipeParser(dataclass_types).parse_recipe(
+            ["--tokenizer_name", "bert", "--dataset_name", "corpus.txt", "--max_seq_length", "32"]
+        )
+    assert data_args.max_length == 32
 
 
 def test_help_lists_the_recipe_keys(capsys):
