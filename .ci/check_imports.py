@@ -65,8 +65,9 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             source = ".".join(base + ([node.module] if node.module else []))
         else:
             source = node.module or ""
-        targets.add(source)
-        targets.update(f"{source}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+        for alias in node.names:  # `from pkg import submodule` imports the submodule; `from mod import name`, mod
+            submodule = f"{source}.{alias.name}"
+            targets.add(submodule if submodule in modules else source)
     root = next(iter(modules)).split(".")[0]
     edges: set[str] = set()
     for target in targets:

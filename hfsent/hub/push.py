@@ -276,14 +276,3 @@ def take_push_settings(training_args: Any) -> PushSettings | None:
     training_args.push_to_hub = False
     training_args.hub_token = None
     return settings
-
-
-__all__ = [
-    "PushPlan",
-    "PushResult",
-    "PushSettings",
-    "copy_endpoint_handler",
-    "plan_push",
-    "push_to_hub",
-    "take_push_settings",
-]
