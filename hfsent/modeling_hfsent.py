@@ -230,6 +230,11 @@ class HfSentModel(BertPreTrainedModel):
             attentions=outputs.attentions,
         )
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`; the weight files get the default file mode (`give_default_mode`)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        give_default_mode(save_directory)
+
 
 @contextmanager
 def _held_back_load_report():
@@ -250,4 +255,21 @@ def _held_back_load_report():
         loading_logger.removeFilter(hold_back)
 
 
-__all__ = ["HfSentModel", "check_sequence_length", "run_encoder", "validate_binary_labels"]
+def give_default_mode(save_directory: str | os.PathLike) -> None:
+    """Give the ``*.safetensors`` files in ``save_directory`` the mode of its ``config.json`` (the umask's default).
+
+    safetensors writes its files with mode 0600 (a private temporary file renamed into place) while every other
+    file of a checkpoint gets the default mode (0644 under umask 022): a shared or published output folder would
+    hold weights that only their writer can read.
+    """
+    config_file = os.path.join(save_directory, "config.json")  # written with open(): the default mode
+    if not os.path.isfile(config_file):
+        return
+    mode = os.stat(config_file).st_mode & 0o777
+    for name in os.listdir(save_directory):
+        path = os.path.join(save_directory, name)
+        if name.endswith(".safetensors") and os.path.isfile(path) and not os.path.islink(path):
+            os.chmod(path, mode)
+
+
+__all__ = ["HfSentModel", "check_sequence_length", "give_default_mode", "run_encoder", "validate_binary_labels"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..datasource import looks_like_local_path
+from ..datasource import file_format, local_data_files, looks_like_local_path
 from ..recipe import METRICS, PLOT_FILES, RECIPE_FILE
 
 logger = logging.getLogger("hfsent")
@@ -110,6 +110,26 @@ def describe_source(name_or_path: str | None, hub_id: str | None, kind: str) -> 
     name = Path(str(name_or_path)).expanduser().name
     local = f"a local {kind} `{name}`"
     return f"{local} (derived from [{hub_id}](https://huggingface.co/{hub_id}))" if hub_id else local
+
+
+def dataset_type(name_or_path: str | None) -> str:
+    """A model-index ``dataset.type``: the Hub id for Hub data, else the `datasets` builder that reads the local
+    data (``csv``, ``json``, ``parquet``, ``text``), else ``local``."""
+    if not name_or_path:
+        return "local"
+    if is_hub_id(name_or_path) and file_format(name_or_path) is None:
+        return name_or_path
+    try:
+        files = local_data_files(name_or_path)
+    except Exception:  # gone since training, or a builtin: the name alone tells the format of a single file
+        files = None
+    found = file_format((files or [name_or_path])[0])
+    return found.builder if found else "local"
+
+
+def is_publishing_key(key: str) -> bool:
+    """Hub settings and tokens say where a model goes, not how it was made (``tokenizer_*`` keys are settings)."""
+    return key in ("push_to_hub", "token") or key.startswith("hub_") or key.endswith("_token")
 
 
 def detect_language(texts: Iterable[str], sample: int = 500) -> list[str] | None:

@@ -53,7 +53,7 @@ def render_pretrained_encoder_card(
         EvalResult(
             task_type="fill-mask",
             task_name="Masked language modelling",
-            dataset_type=dataset_ids[0] if len(dataset_ids) == 1 else "unknown",
+            dataset_type=common.dataset_type(datasets[0]) if len(datasets) == 1 else (dataset_ids or ["local"])[0],
             dataset_name=", ".join(Path(str(d)).name if not common.is_hub_id(d) else d for d in datasets) or "unknown",
             dataset_split="validation",
             metric_type=name,
@@ -95,7 +95,9 @@ def render_pretrained_encoder_card(
             [k, common.cell(common.public_value(recipe[k]))] for k in ENCODER_HYPERPARAMETERS if k in recipe
         ],
         "all_hyperparameters": [
-            [k, common.cell(common.public_value(v))] for k, v in sorted(recipe.items()) if "token" not in k
+            [k, common.cell(common.public_value(v))]
+            for k, v in sorted(recipe.items())
+            if not common.is_publishing_key(k)
         ],
         "metric_rows": metric_rows,
         "has_init_eval": any(f"init_eval_{key}" in results for key in ENCODER_METRICS),

@@ -27,10 +27,12 @@ from .common import (
     PLOT_TITLES,
     TEMPLATES_DIR,
     cell,
+    dataset_type,
     describe_source,
     detect_language,
     framework_versions,
     is_hub_id,
+    is_publishing_key,
     metric_cell,
     model_summary,
     public_value,
@@ -51,8 +53,7 @@ NOT_HYPERPARAMETERS = frozenset(
         "save_strategy", "save_total_limit", "save_only_model", "resume_from_checkpoint", "push_to_hub",
         "hub_model_id", "hub_strategy", "hub_private_repo", "hub_always_push", "hub_revision", "use_cpu",
         "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
-        "preprocessing_num_workers", "model_name_or_path", "tokenizer_name", "config_name", "dataset_name",
-        "dataset_config_name", "text_column", "label_column", "trust_remote_code", "accelerator_config",
+        "preprocessing_num_workers", "text_column", "label_column", "trust_remote_code", "accelerator_config",
     }
 )  # fmt: skip
 WIDGET_EXAMPLES_PER_LABEL = 2
@@ -77,6 +78,7 @@ class SentimentModelCardData:
     dataset_id: str | None = None
     dataset_config: str | None = None
     dataset_name: str = "unknown"
+    dataset_type: str | None = None  # model-index dataset.type (see `dataset_type`); None: from dataset_name
     dataset_text: str = ""
     text_column: str = "review"
     label_column: str = "label"
@@ -118,38 +120,42 @@ class SentimentModelCardData:
         return self.model_name or (self.model_id.split("/")[-1] if self.model_id else self.output_name)
 
     def eval_results(self) -> list[EvalResult]:
-        """The test metrics as `EvalResult`s for the ``model-index``: at 0.5 and at the tuned threshold.
+        """The test metrics as `EvalResult`s for the ``model-index``: one per metric, as the Hub shows them.
 
-        Each metric's ``args`` give its threshold; those at the tuned one also say what it was tuned on. ROC-AUC
-        does not depend on the threshold and is reported once.
+        At the pipeline's decision rule (threshold 0.5) each metric has its own type (``accuracy``, ``f1``, ...);
+        at the tuned threshold (what `hfsent.predict`, the CLI, server and handler decide at) the metrics are
+        separate ones, ``<metric>_tuned_threshold``, named with the threshold. ROC-AUC does not depend on a
+        threshold and is reported once.
         """
         if "test_accuracy" not in self.results:
             return []
         common = dict(
             task_type="text-classification",
             task_name="Sentiment classification",
-            dataset_type=self.dataset_id or "unknown",
+            dataset_type=self.dataset_id or self.dataset_type or dataset_type(self.dataset_name),
             dataset_name=self.dataset_name,
             dataset_config=self.dataset_config,
             dataset_split="test",
         )
-        threshold = self.results.get("threshold", 0.5)
-        tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
-        results = []
-        for name in METRICS:
-            if name == "roc_auc":
-                results.append(EvalResult(metric_type=name, metric_value=self.results["test_roc_auc"], **common))
-                continue
-            for key, args in (("test", {"threshold": 0.5}), ("test_tuned", tuned)):
-                results.append(
-                    EvalResult(
-                        metric_type=name,
-                        metric_value=self.results[f"{key}_{name}"],
-                        metric_name=f"{METRIC_TITLES[name]} (threshold {args['threshold']:.3f})",
-                        metric_args=args,
-                        **common,
-                    )
+        results = [
+            EvalResult(metric_type=name, metric_name=METRIC_TITLES[name], metric_value=self.results[key], **common)
+            for name in METRICS
+            if (key := f"test_{name}") in self.results
+        ]
+        threshold = self.results.get("threshold")
+        if threshold is not None:
+            tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
+            results += [
+                EvalResult(
+                    metric_type=f"{name}_tuned_threshold",
+                    metric_name=f"{METRIC_TITLES[name]} (tuned threshold {threshold:.3f})",
+                    metric_value=self.results[key],
+                    metric_args=tuned,
+                    **common,
                 )
+                for name in METRICS
+                if name != "roc_auc" and (key := f"test_tuned_{name}") in self.results
+            ]
         return results
 
     def card_data(self) -> ModelCardData:
@@ -227,11 +233,6 @@ class SentimentModelCardData:
         }
 
 
-def _is_publishing_key(key: str) -> bool:
-    """Hub settings say where a model goes, not how it was made (and are handled by hfsent, not the Trainer)."""
-    return key == "push_to_hub" or key.startswith("hub_") or "token" in key
-
-
 def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
     """Every recipe key's default value (``{}`` if they cannot be built safely)."""
     from accelerate.state import PartialState
@@ -274,7 +275,7 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
     non_default = {
         k: public_value(v)
         for k, v in resolved.items()
-        if k not in NOT_HYPERPARAMETERS and not _is_publishing_key(k) and (k not in defaults or defaults[k] != v)
+        if k not in NOT_HYPERPARAMETERS and not is_publishing_key(k) and (k not in defaults or defaults[k] != v)
     }
 
     labels = {name: list(ds["labels"]) for name, ds in splits.items()}
@@ -300,6 +301,7 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         dataset_id=dataset_id,
         dataset_config=data_args.dataset_config_name if dataset_id else None,
         dataset_name=dataset_id or Path(dataset_name).name,
+        dataset_type=dataset_type(dataset_name),
         dataset_text=dataset_text,
         text_column=data_args.text_column,
         label_column=data_args.label_column,
@@ -309,7 +311,7 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         positive_share={name: sum(y) / len(y) for name, y in labels.items() if y},
         widget=widget,
         hyperparameters=non_default,
-        all_hyperparameters={k: public_value(v) for k, v in resolved.items() if not _is_publishing_key(k)},
+        all_hyperparameters={k: public_value(v) for k, v in resolved.items() if not is_publishing_key(k)},
         threshold_objective=getattr(training_args, "threshold_objective", "f1"),
         framework_versions=framework_versions(peft),
     )

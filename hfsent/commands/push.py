@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import shlex
 import sys
+from collections.abc import Iterator
 
 from ..hub import HubError, plan_push, push_to_hub
 
@@ -36,11 +39,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def retry_command(args: argparse.Namespace) -> str:
+    """The command that runs this push again (never with the token: it is read from HF_TOKEN or the login)."""
+    words = ["hfsent", "push", args.output_dir, args.repo_id]
+    for flag in ("private", "create_pr", "include_checkpoints"):
+        if getattr(args, flag):
+            words.append("--" + flag.replace("_", "-"))
+    for option in ("revision", "commit_message", "commit_description"):
+        if getattr(args, option) is not None:
+            words += ["--" + option.replace("_", "-"), getattr(args, option)]
+    return shlex.join(words)
+
+
+@contextlib.contextmanager
+def _console() -> Iterator[None]:
+    """hfsent's progress and retry messages on stderr (once); upload progress bars only on a terminal."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    hfsent_logger = logging.getLogger("hfsent")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = hfsent_logger.level
+    hfsent_logger.setLevel(logging.INFO)
+    has_console = logging.getLogger().handlers and any(
+        isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stderr, sys.stdout)
+        for h in logging.getLogger().handlers
+    )
+    if not has_console:
+        hfsent_logger.addHandler(handler)
+    bars_were_disabled = are_progress_bars_disabled()
+    if not sys.stderr.isatty():
+        disable_progress_bars()  # no progress-bar debris in logs, and the error stays on its own line
+    try:
+        yield
+    finally:
+        hfsent_logger.removeHandler(handler)
+        hfsent_logger.setLevel(level)
+        if not bars_were_disabled:
+            enable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``hfsent push``; a push that cannot be done exits 1 with a one-line error."""
+    """Run ``hfsent push``; a push that cannot be done prints a one-line error and exits 2 when the folder or repo
+    id given is at fault, 1 when the Hub, the network or the login is."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(format="%(message)s")  # hfsent's progress and retry messages, on stderr
-    logging.getLogger("hfsent").setLevel(logging.INFO)
+    with _console():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.dry_run:
             plan = plan_push(args.output_dir, args.repo_id, include_checkpoints=args.include_checkpoints)
@@ -61,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             token=args.token,
         )
     except HubError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+        advice = f"; push again with: {retry_command(args)}" if err.retryable else ""
+        print(f"{PROG}: error: {err}{advice}", file=sys.stderr)
+        return 2 if err.bad_input else 1
     if not result.created:
         print(f"Nothing to push: {result.repo_id}@{result.revision} already holds these files ({result.commit_url})")
         return 0

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 logger = logging.getLogger("hfsent")
@@ -19,11 +20,19 @@ T = TypeVar("T")
 
 
 class HubError(RuntimeError):
-    """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status."""
+    """A push that cannot be done; the message says why and what to do. ``status`` is the Hub's HTTP status.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``bad_input``: the folder or repo id given is at fault (not the Hub, the network or the login);
+    ``retryable``: the same push, run again, may succeed.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, *, retryable: bool = False, bad_input: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retryable = retryable
+        self.bad_input = bad_input
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -36,9 +45,22 @@ def resolve_token(token: str | None = None) -> str:
     return token
 
 
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from (huggingface_hub wraps upload failures in a RuntimeError)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
+    for cause in _causes(err):
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status is not None:
+            return status
+    return None
 
 
 def _is_transient(err: BaseException) -> bool:
@@ -54,7 +76,7 @@ def _is_transient(err: BaseException) -> bool:
     status = _status(err)
     if status is not None:
         return status >= 500 or status == 429
-    return isinstance(err, (TransportError, ConnectionError, TimeoutError))
+    return any(isinstance(cause, (TransportError, ConnectionError, TimeoutError)) for cause in _causes(err))
 
 
 def with_retries(
@@ -70,9 +92,10 @@ def with_retries(
                 raise _hub_error(err, what, repo_id, revision) from err
             if attempt == max_retries:
                 raise HubError(
-                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): the push did not "
-                    "complete; check your connection and push again",
+                    f"could not {what} on the Hub after {attempt + 1} attempts ({_reason(err)}): {repo_id}@{revision} "
+                    "holds no partial upload (a push is one atomic commit); check your connection",
                     _status(err),
+                    retryable=True,
                 ) from None
             delay = retry_delay * 2**attempt
             logger.warning(
@@ -89,7 +112,10 @@ def with_retries(
 
 def _reason(err: BaseException) -> str:
     status = _status(err)
-    return f"HTTP {status}" if status is not None else type(err).__name__
+    return f"HTTP {status}" if status is not None else type(list(_causes(err))[-1]).__name__
+
+
+UPLOAD_FAILED = re.compile(r"Error while uploading '(?P<path>.+)' to the Hub")
 
 
 def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubError:
@@ -101,9 +127,17 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
     if isinstance(err, OfflineModeIsEnabled):
         return HubError("HF_HUB_OFFLINE is set: unset it (or set HF_HUB_OFFLINE=0) to push to the Hub")
     status = _status(err)
+    upload = UPLOAD_FAILED.search(str(err))
+    if upload:
+        return HubError(
+            f"uploading {upload['path']} to {repo_id} failed ({_reason(err)}): nothing was committed, "
+            f"{repo_id}@{revision} is unchanged (a push is one atomic commit)",
+            status,
+            retryable=True,
+        )
     namespace = repo_id.split("/")[0] if "/" in repo_id else "your"
     server = getattr(err, "server_message", None)
-    detail = f" (the Hub said: {server.strip()})" if server else ""
+    detail = f" (the Hub said: {' '.join(server.split())})" if server else ""
     if status == 401:
         message = (
             "the Hub rejected your token (401 Unauthorized): it is invalid or expired. Log in again with "
@@ -124,15 +158,19 @@ def _hub_error(err: Exception, what: str, repo_id: str, revision: str) -> HubErr
             f"conflict on {repo_id} (409 Conflict) while trying to {what}: another operation on the repo may be in "
             "progress, or a repo of another type has this name; wait and push again"
         )
+        return HubError(message + detail, status, retryable=True)
     elif status == 412:
         message = (
-            f"{repo_id}@{revision} changed while pushing (412): someone else committed to it; nothing was "
-            "committed, push again"
+            f"{repo_id}@{revision} changed while pushing (412): someone else committed to it; nothing was committed"
         )
+        return HubError(message + detail, status, retryable=True)
     else:
-        message = f"could not {what} on the Hub ({_reason(err)}: {err})"
-        detail = ""
-    return HubError(message + detail, status)
+        said = " ".join(str(err).split())
+        message = f"could not {what} on the Hub ({_reason(err)}: {said[:300]})"
+        if what == "commit":  # uploads happen before the commit: nothing of them is in the repo
+            message += f"; nothing was committed, {repo_id}@{revision} is unchanged (a push is one atomic commit)"
+        return HubError(message, status, retryable=status is not None and status not in (400, 422))
+    return HubError(" ".join((message + detail).split()), status)
 
 
 __all__ = ["NO_TOKEN_MESSAGE", "HubError", "resolve_token", "with_retries"]

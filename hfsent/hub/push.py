@@ -3,7 +3,6 @@ a recipe's ``push_to_hub`` settings taken over from the Trainer (`take_push_sett
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -14,28 +13,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..cards import CARD_FILE, card_for_push
-from ..recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
+from .client import hub_client_logging, xet_only_if_served
 from .errors import HubError, resolve_token, with_retries
+from .files import HANDLER_FILE, collect_files
 
 logger = logging.getLogger("hfsent")
 
-HANDLER_FILE = "handler.py"
 HANDLER_SOURCE = Path(__file__).parents[1] / "endpoint_handler.py"
 DEFAULT_COMMIT_MESSAGE = "Upload hfsent model"
-# What a published model repo holds (top level of the output directory), by glob.
-ALLOWED_FILES = (
-    # weights and config
-    "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
-    "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json",
-    # model code (remote code) and the Inference Endpoints handler
-    "configuration_*.py", "modeling_*.py", "tokenization_*.py", HANDLER_FILE,
-    # tokenizer
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
-    "vocab.json", "merges.txt", "*.model",
-    # card, results, plots
-    CARD_FILE, RESULTS_FILE, "*_results.json", RECIPE_FILE, TRAINER_STATE_FILE, "*.png",
-)  # fmt: skip
-CHECKPOINT_DIR = "checkpoint-*"
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
@@ -64,7 +49,7 @@ class PushPlan:
     repo_id: str
     files: dict[str, Path | bytes]
     card: str | None
-    left_out: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # path (folders end in "/") -> why it stays local
 
     @property
     def total_bytes(self) -> int:
@@ -77,7 +62,9 @@ class PushPlan:
         lines = [f"  {path:<{width}}  {_size(self.files[path])}" for path in sorted(self.files)]
         lines.append(f"{len(self.files)} files, {_human(self.total_bytes)}")
         if self.left_out:
-            lines.append("left out: " + ", ".join(self.left_out))
+            lines.append("left out (not uploaded):")
+            width = max(len(p) for p in self.left_out)
+            lines += [f"  {path:<{width}}  {why}" for path, why in sorted(self.left_out.items())]
         return "\n".join(lines)
 
 
@@ -105,26 +92,34 @@ def _is_hfsent_model(output_dir: Path) -> bool:
 def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoints: bool = False) -> PushPlan:
     """The files and card a push of ``output_dir`` to ``repo_id`` would send; reads local files only.
 
+    Only regular files inside ``output_dir`` that a model repo holds are sent, some with local paths redacted;
+    everything else is listed in ``left_out`` with the reason (`hfsent.hub.files.collect_files`).
     Raises `HubError` when ``output_dir`` is not a saved model (no config.json or weights).
     """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise HubError(
+            f"{repo_id!r} is not a valid Hub repo id: use 'name' or 'namespace/name' (letters, digits, '-', '_' and "
+            "'.', at most 96 characters, no '--' or '..')",
+            bad_input=True,
+        ) from None
     output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        what = "does not exist" if not output_dir.exists() else "is not a folder"
+        raise HubError(f"{str(output_dir)!r} {what}: push the output directory of `hfsent train`", bad_input=True)
     if not (output_dir / "config.json").is_file():
-        raise HubError(f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)")
-    if not any((output_dir / name).is_file() for name in WEIGHT_FILES):
-        raise HubError(f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output")
-    files: dict[str, Path | bytes] = {}
-    left_out: list[str] = []
-    for path in sorted(output_dir.iterdir()):
-        name = path.name
-        if path.is_dir() and fnmatch.fnmatch(name, CHECKPOINT_DIR):
-            if include_checkpoints:
-                files.update({p.relative_to(output_dir).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()})
-            else:
-                left_out.append(f"{name}/")
-        elif path.is_file() and any(fnmatch.fnmatch(name, pattern) for pattern in ALLOWED_FILES):
-            files[name] = path
-        elif not name.startswith("."):
-            left_out.append(name + ("/" if path.is_dir() else ""))
+        raise HubError(
+            f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)",
+            bad_input=True,
+        )
+    if not any((output_dir / name).is_file() and not (output_dir / name).is_symlink() for name in WEIGHT_FILES):
+        raise HubError(
+            f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output", bad_input=True
+        )
+    files, left_out = collect_files(output_dir, include_checkpoints=include_checkpoints)
     if _is_hfsent_model(output_dir) and HANDLER_FILE not in files:
         files[HANDLER_FILE] = HANDLER_SOURCE
     card = card_for_push(output_dir, repo_id)
@@ -206,7 +201,8 @@ def push_to_hub(
             parent_commit=parent,  # someone else's commit in between fails (412) rather than being overwritten
         )
 
-    info = retried("commit", commit)
+    with hub_client_logging(), xet_only_if_served(api, repo_id, revision, create_pr):
+        info = retried("commit", commit)
     return PushResult(
         repo_id, branch, info.oid, info.commit_url, info.pr_url, sorted(plan.files), created=info.oid != parent
     )
@@ -217,7 +213,9 @@ def _refuse_secret(plan: PushPlan, token: str) -> None:
     needle = token.encode()
     for path, content in plan.files.items():
         if _contains(content, needle):
-            raise HubError(f"refusing to push: {path} contains your Hub token; remove it from the file first")
+            raise HubError(
+                f"refusing to push: {path} contains your Hub token; remove it from the file first", bad_input=True
+            )
 
 
 def _contains(content: Path | bytes, needle: bytes, chunk_size: int = 1 << 24) -> bool:

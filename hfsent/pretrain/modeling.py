@@ -17,7 +17,7 @@ from torch import nn
 from transformers import BertForMaskedLM
 from transformers.modeling_outputs import MaskedLMOutput
 
-from ..modeling_hfsent import run_encoder
+from ..modeling_hfsent import give_default_mode, run_encoder
 from .masking import IGNORE_INDEX
 
 
@@ -75,6 +75,7 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
         if kwargs.get("is_main_process", True):
             self.config.architectures = [self.saved_architecture]
             self.config.save_pretrained(save_directory)
+            give_default_mode(save_directory)
 
 
 __all__ = ["MaskedOnlyBertForMaskedLM"]

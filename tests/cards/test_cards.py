@@ -10,11 +10,18 @@ import re
 from pathlib import Path
 
 import torch
+import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import BertConfig, BertForMaskedLM
 
-from hfsent.cards import ModelCardCallback, SentimentModelCardData, render_pretrained_encoder_card, resolve_base_model
+from hfsent.cards import (
+    ModelCardCallback,
+    SentimentModelCardData,
+    render_pretrained_encoder_card,
+    resolve_base_model,
+)
+from hfsent.cards.common import METRIC_TITLES
 from hfsent.cli import main as hfsent_main
 
 from ..fixtures.helpers import tiny_recipe
@@ -77,29 +84,43 @@ def test_every_output_directory_and_checkpoint_gets_a_card(finetuned_dir, review
         assert "model-index" not in ModelCard(checkpoint_card).data.to_dict()
 
 
-def test_model_index_holds_exactly_the_test_metrics(finetuned_dir):
+def test_model_index_holds_each_test_metric_once_clearly_named(finetuned_dir, review_csv):
     results = json.loads((finetuned_dir / "all_results.json").read_text())
     meta = ModelCard.load(finetuned_dir / "README.md").data.to_dict()
     _, eval_results = model_index_to_eval_results(meta["model-index"])
+    assert eval_results == SentimentModelCardData.load(finetuned_dir).eval_results()  # round-trips exactly
 
-    reported = {}
+    by_type = {r.metric_type: r for r in eval_results}
+    assert len(by_type) == len(eval_results)  # no metric type twice
+    tuned = f"(tuned threshold {results['threshold']:.3f})"
+    expected = {name: (title, results[f"test_{name}"]) for name, title in METRIC_TITLES.items()}
+    expected |= {
+        f"{name}_tuned_threshold": (f"{title} {tuned}", results[f"test_tuned_{name}"])
+        for name, title in METRIC_TITLES.items()
+        if name != "roc_auc"
+    }
+    assert {t: (r.metric_name, r.metric_value) for t, r in by_type.items()} == expected  # exactly, not rounded
     for r in eval_results:
         assert (r.task_type, r.dataset_split) == ("text-classification", "test")
-        args = r.metric_args or {}
-        if r.metric_type == "roc_auc":  # threshold-free: reported once
-            assert not args
-            keys = ["test_roc_auc", "test_tuned_roc_auc"]
-        elif "tuned_on" in args:
-            assert args == {"threshold": results["threshold"], "tuned_on": "validation", "objective": "f1"}
-            keys = [f"test_tuned_{r.metric_type}"]
+        assert (r.dataset_type, r.dataset_name) == ("csv", review_csv.name)  # local data: its builder and name
+        if r.metric_type.endswith("_tuned_threshold"):
+            assert r.metric_args == {"threshold": results["threshold"], "tuned_on": "validation", "objective": "f1"}
         else:
-            assert args == {"threshold": 0.5}
-            keys = [f"test_{r.metric_type}"]
-        for key in keys:
-            assert key not in reported
-            reported[key] = r.metric_value
-    expected = {f"{split}_{name}": results[f"{split}_{name}"] for split in ("test", "test_tuned") for name in METRICS}
-    assert reported == expected  # exactly, not rounded
+            assert r.metric_args is None
+
+
+def test_card_says_how_to_install_hfsent_and_lists_every_setting(finetuned_dir, review_csv, tokenizer_dir):
+    card = (finetuned_dir / "README.md").read_text(encoding="utf-8")
+    assert "pip install hfsent" not in card  # no package index serves it
+    assert 'pip install "hfsent @ git+https://github.com/hfsent/hfsent"' in card
+    differs, _, rest = card.partition("Settings that differ from")[2].partition("<summary>All settings of the run")
+    every = rest.partition("</details>")[0]
+    recipe = yaml.safe_load((finetuned_dir / "recipe.yaml").read_text())
+    for key in ("tokenizer_name", "tokenizer_vocab_size", "model_name_or_path", "dataset_name", "config_name"):
+        assert f"| {key} | " in every, key
+    assert f"| dataset_name | `<local>/{review_csv.name}` |" in differs
+    assert f"| tokenizer_name | `<local>/{tokenizer_dir.name}` |" in differs
+    assert recipe["model_name_or_path"] is None and "| model_name_or_path | `null` |" in differs  # from scratch
 
 
 def test_golden_sentiment_card(finetuned_dir):
@@ -124,6 +145,7 @@ def test_base_model_is_a_hub_id_never_a_local_path(tmp_path, tiny_checkpoint, to
     card = (tmp_path / "run" / "out" / "README.md").read_text(encoding="utf-8")
     assert ModelCard(card).data.base_model == "google-bert/bert-base-chinese"
     assert "a local checkpoint `ckpt` (derived from [google-bert/bert-base-chinese]" in card
+    assert "| model_name_or_path | `<local>/ckpt` |" in card.partition("<summary>")[0]  # differs from defaults
     assert str(tmp_path) not in card and str(review_csv.parent) not in card  # no local path anywhere
 
     (tiny_checkpoint / "README.md").unlink()  # records nothing: omitted, never the path

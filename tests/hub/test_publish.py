@@ -52,9 +52,10 @@ def test_dry_run_prints_files_and_card_and_contacts_nothing(hub, finetuned_dir, 
     assert hfsent_main(["push", str(finetuned_dir), "user/dry", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert hub.requests == []
-    listed = {line.split()[0] for line in out.split("----- ")[0].splitlines() if line.startswith("  ")}
+    listed = {line.split()[0] for line in out.split("left out")[0].splitlines() if line.startswith("  ")}
     assert listed == PUBLISHED - {".gitattributes"}
-    assert "left out: checkpoint-" in out and "model_card_data.json" in out
+    left_out = out.split("left out (not uploaded):\n")[1].split("----- ")[0]
+    assert "checkpoint: --include-checkpoints uploads it" in left_out and "model_card_data.json" in left_out
     assert "optimizer.pt" not in out
     assert 'pipeline("text-classification", model="user/dry", trust_remote_code=True)' in out
     assert "model-index:" in out
@@ -212,7 +213,7 @@ def test_recipe_push_to_hub_without_a_token_fails_before_training(
 
 def test_pushing_something_that_is_not_a_model_is_refused(hub, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert hfsent_main(["push", str(tmp_path / "empty"), "user/x", "--dry-run"]) == 1
+    assert hfsent_main(["push", str(tmp_path / "empty"), "user/x", "--dry-run"]) == 2  # bad input
     assert "no config.json" in capsys.readouterr().err
 
 
