@@ -10,6 +10,11 @@ import errno
 import os
 import re
 
+
+class RecipeError(ValueError):
+    """A recipe file or command line that cannot be used; the message names the culprit."""
+
+
 # OSErrors that come from the machine, not from hfsent or the user's input
 _ENVIRONMENT_ERRNO_NAMES = (
     "EACCES",

@@ -15,9 +15,10 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
 from ..configuration_hfsent import POOLING_CHOICES
-from ..recipe import SEED, RecipeError, at_least, between, check_ranges
+from ..recipe import RecipeError
 from ..runs import RunTrainingArguments
 from ..tokenizer import BERT_SPECIAL_TOKENS
+from ..validation import SEED, at_least, between, check_ranges
 from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED

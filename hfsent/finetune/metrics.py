@@ -97,6 +97,45 @@ def best_threshold(probabilities: np.ndarray, labels: np.ndarray, objective: str
     return float(ties[np.argmin(np.abs(ties - 0.5))])
 
 
+def _bagged_cut(
+    probabilities: np.ndarray, labels: np.ndarray, objective: str, resamples: int, rng: np.random.Generator
+) -> float:
+    """The median of the best cuts on ``resamples`` bootstrap resamples."""
+    n = len(labels)
+    draws = rng.integers(0, n, (resamples, n))
+    return float(np.median([best_threshold(probabilities[i], labels[i], objective) for i in draws]))
+
+
+def _beats_one_half(
+    threshold: float,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    objective: str,
+    resamples: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> bool:
+    """Whether ``threshold`` beats 0.5 on ``objective`` (in ``confidence`` of ``resamples`` bootstrap resamples,
+    or on the data itself for ``resamples=0``) without lowering the mean accuracy."""
+    score, accuracy = _objective(objective), _objective("accuracy")
+    n = len(labels)
+    draws = rng.integers(0, n, (resamples, n)) if resamples else [np.arange(n)]
+    wins, accuracy_change = 0, 0.0
+    for i in draws:
+        p, y = probabilities[i], labels[i]
+        tuned, half = (p >= threshold).astype(np.int32), (p >= 0.5).astype(np.int32)
+        wins += score(tuned, y) > score(half, y)
+        accuracy_change += accuracy(tuned, y) - accuracy(half, y)
+    return wins >= confidence * len(draws) and accuracy_change >= 0
+
+
+def _two_halves(n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A random split of ``range(n)`` into two halves, as (fit, held out) both ways."""
+    order = rng.permutation(n)
+    first, second = order[: n // 2], order[n // 2 :]
+    return [(first, second), (second, first)]
+
+
 def tune_threshold(
     probabilities: Sequence[float],
     labels: Sequence[int],
@@ -111,9 +150,10 @@ def tune_threshold(
     ``method="best"``: the threshold that maximises ``objective`` on the data (`best_threshold`). On a small
     validation split that cut follows the split's noise and often does worse than 0.5 on new data.
     ``method="bootstrap"`` (default): the best cut is found on ``resamples`` bootstrap resamples and their
-    median is the candidate (bagging steadies it). The candidate replaces 0.5 only if, on another ``resamples``
-    bootstrap resamples, it beats 0.5 on ``objective`` in at least ``confidence`` of them and does not lower
-    the mean accuracy (an F1-tuned cut below 0.5 trades accuracy for recall); else the threshold stays 0.5.
+    median is the candidate (bagging steadies it). The candidate replaces 0.5 only if (1) on another
+    ``resamples`` bootstrap resamples it beats 0.5 on ``objective`` in at least ``confidence`` of them without
+    lowering the mean accuracy (an F1-tuned cut below 0.5 trades accuracy for recall), and (2) out of sample:
+    a cut bagged on each random half of the data beats 0.5 on the other half, the same way. Else it stays 0.5.
     ``method="none"``: 0.5.
     """
     if objective not in THRESHOLD_OBJECTIVES:
@@ -130,17 +170,19 @@ def tune_threshold(
         threshold = best_threshold(probabilities, labels, objective)
     elif method == "bootstrap":
         rng = np.random.default_rng(seed)
-        n = len(labels)
-        cuts = [best_threshold(probabilities[i], labels[i], objective) for i in rng.integers(0, n, (resamples, n))]
-        candidate = float(np.median(cuts))
-        accuracy = _objective("accuracy")
-        wins, accuracy_change = 0, 0.0
-        for i in rng.integers(0, n, (resamples, n)):
-            p, y = probabilities[i], labels[i]
-            tuned, half = (p >= candidate).astype(np.int32), (p >= 0.5).astype(np.int32)
-            wins += score(tuned, y) > score(half, y)
-            accuracy_change += accuracy(tuned, y) - accuracy(half, y)
-        if wins >= confidence * resamples and accuracy_change >= 0:
+        candidate = _bagged_cut(probabilities, labels, objective, resamples, rng)
+        if _beats_one_half(candidate, probabilities, labels, objective, resamples, confidence, rng) and all(
+            _beats_one_half(
+                _bagged_cut(probabilities[fit], labels[fit], objective, resamples, rng),
+                probabilities[held],
+                labels[held],
+                objective,
+                0,
+                confidence,
+                rng,
+            )
+            for fit, held in _two_halves(len(labels), rng)
+        ):
             threshold = candidate
     return threshold, score((probabilities >= threshold).astype(np.int32), labels)
 

@@ -77,6 +77,8 @@ def finetune(
     Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before any training;
     no Hub token with ``push_to_hub`` raises `HubError` before any training.
     """
+    # Settings that cannot work fail first, before the output folder is looked at or anything loads.
+    model_args.check_sources(max_length=data_args.max_length)
     configure_logging(training_args)
     set_seed(training_args.seed)
     # push_to_hub: hfsent pushes once at the end, with its card (the Trainer's pushing is off); no token fails here
@@ -94,7 +96,6 @@ def finetune(
     resume = resolve_resume_checkpoint(training_args)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
-    model_args.check_sources(max_length=data_args.max_length)
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column], training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))

@@ -25,33 +25,22 @@ together into one length-sorted batch and taking large requests in chunks, in tu
 
 from __future__ import annotations
 
-import collections
 import json
 import socket
 import sys
-import threading
-import time
 import traceback
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..endpoint_handler import format_predictions, parse_payload
 from .backends import InferenceBackend
-from .batching import TOKENS_PER_TEXT
 from .labels import validate_threshold
+from .microbatch import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, MicroBatcher
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_MAX_WAIT_MS = 5.0
 # Texts per request; more get 413 (a request is scored in chunks, so this bounds memory, not latency).
 DEFAULT_MAX_INPUTS = 10_000
-# The longest text a model call counts on when the request sets no max_length (BERT's usual position count).
-DEFAULT_TOKENS_PER_TEXT_CAP = 512
 # An oversized body up to this size is read and dropped before the 413, so the client sees the answer
 # (closing a socket with unread data resets the connection); a larger one just closes it.
 DRAIN_LIMIT = 16 << 20
@@ -63,169 +52,6 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(eq=False)
-class _Job:
-    """One request in the batcher: its texts, how many have been handed to the model, and their P(pos)."""
-
-    texts: Sequence[str]
-    max_length: int | None
-    future: Future
-    taken: int = 0
-    scored: int = 0
-    probabilities: list[float] = field(default_factory=list)
-
-    @property
-    def left(self) -> int:
-        return len(self.texts) - self.taken
-
-
-class MicroBatcher:
-    """Scores the texts of many requests on one worker thread, batching requests that arrive together.
-
-    Each model call takes up to ``max_batch_size`` texts and about ``max_batch_size * TOKENS_PER_TEXT``
-    tokens (estimated from the characters; all texts with the same ``max_length``) from the queued requests,
-    shared fairly: one text from each request in turn, the oldest first, and a request that still has texts
-    left goes to the back of the queue. A large request is so scored in short chunks between which small
-    ones get their turn: a one-text request waits for about one model call, not for the whole of a
-    10,000-text request queued before it. While other
-    requests are still being read (`incoming`) the worker waits up to ``max_wait_ms`` for them to join; a lone
-    request is not delayed.
-    """
-
-    def __init__(
-        self,
-        backend: InferenceBackend,
-        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-        max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
-        max_length: int | None = None,
-    ) -> None:
-        self.backend = backend
-        self.max_batch_size = max_batch_size
-        self.max_wait = max_wait_ms / 1000.0
-        self.max_length = max_length
-        self.max_tokens = max_batch_size * TOKENS_PER_TEXT
-        self._queue: collections.deque[_Job] = collections.deque()
-        self._queued_texts = 0
-        self._incoming = 0
-        self._closed = False
-        self._cond = threading.Condition()
-        self.stats = {"requests": 0, "batches": 0, "texts": 0}  # written by the worker thread only
-        self._thread = threading.Thread(target=self._run, name="hfsent-batcher", daemon=True)
-        self._thread.start()
-
-    @contextmanager
-    def incoming(self) -> Iterator[None]:
-        """Mark a request as being read, so the worker may wait for it to join the next batch."""
-        with self._cond:
-            self._incoming += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._incoming -= 1
-                self._cond.notify_all()
-
-    def submit(self, texts: Sequence[str], max_length: int | None = None) -> Future:
-        """Queue ``texts`` (truncated to ``max_length`` tokens, if given, else to the batcher's);
-        the future resolves to their P(pos), in order."""
-        future: Future = Future()
-        if not texts:
-            future.set_result([])
-            return future
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the batcher is closed")
-            self._queue.append(_Job(texts, max_length or self.max_length, future))
-            self._queued_texts += len(texts)
-            self._cond.notify_all()
-        return future
-
-    def _next_batch(self) -> list[tuple[_Job, int, int]] | None:
-        """The next model call's texts as (request, start, end) slices; None once closed and drained."""
-        with self._cond:
-            while not self._queue and not self._closed:
-                self._cond.wait()
-            if not self._queue:
-                return None
-            deadline = time.monotonic() + self.max_wait
-            while self._queued_texts < self.max_batch_size and self._incoming and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            max_length = self._queue[0].max_length
-            jobs = [job for job in self._queue if job.max_length == max_length]
-            counts = self._shares(jobs, max_length)
-            batch = []
-            for job, count in counts.items():
-                if count:
-                    batch.append((job, job.taken, job.taken + count))
-                    job.taken += count
-                    self._queued_texts -= count
-            served = {job for job, _, _ in batch}
-            rest = [job for job in self._queue if job not in served]
-            again = [job for job, _, _ in batch if job.left]  # to the back of the queue: the others go first
-            self._queue = collections.deque(rest + again)
-            return batch
-
-    def _shares(self, jobs: list[_Job], max_length: int | None) -> dict[_Job, int]:
-        """How many texts each job gives the next model call: one text each in turn (arrival order first) until
-        the call holds ``max_batch_size`` texts or ``max_tokens`` estimated tokens, at least one text."""
-        counts = dict.fromkeys(jobs, 0)
-        cap = max_length or DEFAULT_TOKENS_PER_TEXT_CAP
-        size = tokens = 0
-        active = [job for job in jobs if job.left]
-        while active:
-            for job in list(active):
-                index = job.taken + counts[job]
-                if index == len(job.texts):
-                    active.remove(job)
-                    continue
-                cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
-                if size and (size == self.max_batch_size or tokens + cost > self.max_tokens):
-                    return counts
-                counts[job] += 1
-                size += 1
-                tokens += cost
-        return counts
-
-    def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            texts = [text for job, start, end in batch for text in job.texts[start:end]]
-            self.stats["requests"] += sum(1 for job, start, _ in batch if start == 0)
-            self.stats["batches"] += 1
-            self.stats["texts"] += len(texts)
-            try:
-                probs = self.backend.positive_probabilities(texts, self.max_batch_size, batch[0][0].max_length)
-            except Exception as err:  # one failing batch must not stop the server
-                self._fail({job for job, _, _ in batch}, err)
-                continue
-            offset = 0
-            for job, start, end in batch:
-                job.probabilities += probs[offset : offset + end - start]
-                job.scored += end - start
-                offset += end - start
-                if job.scored == len(job.texts) and not job.future.done():
-                    job.future.set_result(job.probabilities)
-
-    def _fail(self, jobs: set[_Job], err: Exception) -> None:
-        """Fail ``jobs`` and drop their texts not yet scored."""
-        with self._cond:
-            for job in jobs:
-                if job in self._queue:
-                    self._queue.remove(job)
-                    self._queued_texts -= job.left
-                if not job.future.done():
-                    job.future.set_exception(err)
-
-    def close(self) -> None:
-        """Finish the queued requests and stop the worker."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
 
 
 class InferenceServer(ThreadingHTTPServer):

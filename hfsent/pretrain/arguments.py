@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..arguments import ModelSourceArguments
-from ..recipe import PROBABILITY, RecipeError, at_least, between, check_ranges
+from ..recipe import RecipeError
+from ..validation import PROBABILITY, at_least, between, check_ranges
 
 
 @dataclass

@@ -80,7 +80,7 @@ def _missing_checkpoint(case: Path, out: Path, recipe: Path) -> list[str]:
 TRAIN_CASES = {
     "another recipe's run": (_other_recipe, ["holds a run of another recipe", "seed: 0 there, 7 now"]),
     "foreign files": (_foreign_files, ["is not empty and holds no hfsent run", "data.csv, notes.txt"]),
-    "output_dir is a file": (_output_dir_is_a_file, ["is a file, not a folder"]),
+    "output_dir is a file": (_output_dir_is_a_file, ["cannot be created", "is a file"]),
     "foreign checkpoint, resume last": (_foreign_checkpoint, ["holds a run of another recipe", "seed: 123 there"]),
     "resume: truncated weights": (
         _resume(lambda c: _truncate(c / "model.safetensors", 1000)),
@@ -104,7 +104,7 @@ TRAIN_CASES = {
         _resume(lambda c: (c / "trainer_state.json").write_text("{", encoding="utf-8")),
         ["is incomplete (trainer_state.json is unreadable)"],
     ),
-    "resume: not a checkpoint": (_missing_checkpoint, ["checkpoint-12345", "is not a checkpoint folder"]),
+    "resume: not a checkpoint": (_missing_checkpoint, ["checkpoint-12345", "checkpoint not found"]),
 }
 
 

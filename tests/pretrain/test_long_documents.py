@@ -49,7 +49,7 @@ def test_pretraining_on_one_huge_line_packs_it_in_bounded_memory(tmp_path, token
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     peak_mb = int(proc.stdout.split("MAXRSS_KB")[-1].split()[0]) / 1024
-    assert peak_mb < 1500, f"peak RSS {peak_mb:.0f} MB"
+    assert peak_mb < 1800, f"peak RSS {peak_mb:.0f} MB"
 
     # every token kept, each document closed by one [SEP], every block led by [CLS]
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
