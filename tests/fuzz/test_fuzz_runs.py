@@ -17,7 +17,7 @@ import yaml
 
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import TINY_OVERRIDES, tiny_recipe
+from ..fixtures.helpers import tiny_pretrain_recipe, tiny_recipe
 
 
 def _tree(directory: Path) -> dict[str, str]:
@@ -140,19 +140,7 @@ def test_one_label_train_split(tmp_path, tokenizer_dir, capsys):
 def pretrain_recipe(tmp_path, tokenizer_dir) -> Path:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("今天天气很好。\n我们去公园散步。\n", encoding="utf-8")
-    recipe = {
-        "tokenizer_name": str(tokenizer_dir),
-        "config_overrides": TINY_OVERRIDES,
-        "dataset_name": str(corpus),
-        "validation_split_percentage": 0,
-        "max_length": 32,
-        "output_dir": str(tmp_path / "unused"),
-        "max_steps": 1,
-        "report_to": "none",
-    }
-    path = tmp_path / "pretrain.yaml"
-    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
-    return path
+    return tiny_pretrain_recipe(tmp_path / "pretrain.yaml", tokenizer_dir, corpus, tmp_path / "unused")
 
 
 @pytest.mark.parametrize("case", ["another recipe's run", "foreign files", "resume: no optimizer"])

@@ -6,9 +6,7 @@ import json
 import math
 import sys
 
-import yaml
-
-from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, TINY_OVERRIDES, run_cli
+from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, run_cli, tiny_pretrain_recipe
 
 CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}
 
@@ -23,20 +21,15 @@ def test_pretraining_on_one_huge_line_packs_it_in_bounded_memory(tmp_path, token
     short = [POSITIVE_REVIEWS[0], NEGATIVE_REVIEWS[0]]
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(f"{short[0]}\n{huge}\n{short[1]}\n", encoding="utf-8")
-    recipe = {
-        "tokenizer_name": str(tokenizer_dir),
-        "config_overrides": TINY_OVERRIDES,
-        "dataset_name": str(corpus),
-        "validation_split_percentage": 0,
-        "max_length": 32,
-        "output_dir": str(tmp_path / "out"),
-        "cache_dir": str(tmp_path / "cache"),
-        "max_steps": 1,
-        "per_device_train_batch_size": 4,
-        "save_strategy": "no",
-        "report_to": "none",
-    }
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    tiny_pretrain_recipe(
+        tmp_path / "r.yaml",
+        tokenizer_dir,
+        corpus,
+        tmp_path / "out",
+        cache_dir=str(tmp_path / "cache"),
+        per_device_train_batch_size=4,
+        save_strategy="no",
+    )
     code = (
         "import resource, sys\n"
         "from hfsent.cli import main\n"
