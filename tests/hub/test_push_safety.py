@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -11,7 +10,7 @@ import yaml
 
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import run_cli
+from ..fixtures.helpers import files_without_the_default_mode, run_cli
 
 SECRET = "s3cr3t-" + "Zq9" * 10
 
@@ -100,15 +99,8 @@ def test_pushed_recipe_names_no_local_path_and_the_local_recipe_is_unchanged(hub
 
 
 def test_every_file_of_a_run_gets_the_default_mode(finetuned_dir):
-    umask = os.umask(0)
-    os.umask(umask)
-    modes = {
-        p.relative_to(finetuned_dir).as_posix(): oct(stat.S_IMODE(p.stat().st_mode))
-        for p in finetuned_dir.rglob("*")
-        if p.is_file()
-    }
-    assert "model.safetensors" in modes
-    assert {path: mode for path, mode in modes.items() if mode != oct(0o666 & ~umask)} == {}
+    assert (finetuned_dir / "model.safetensors").is_file()
+    assert files_without_the_default_mode(finetuned_dir) == {}
 
 
 def test_pretrained_encoders_get_the_default_mode_too(tmp_path):
