@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 from pathlib import Path
 
+import pytest
 import yaml
+from huggingface_hub import snapshot_download
 
 from hfsent.cli import main as hfsent_main
 
@@ -73,6 +76,36 @@ def test_dry_run_lists_everything_left_out_and_why(hub, finetuned_dir, tmp_path,
         assert reason in line, line
     assert SECRET not in listing
     assert hub.requests == []
+
+
+def test_checkpoints_go_without_training_args_bin_and_resume_from_the_download(hub, finetuned_dir, tmp_path, capsys):
+    """``training_args.bin`` (a pickle of TrainingArguments: output_dir and other local paths) stays local; the
+    Trainer never reads it, so a checkpoint downloaded from the repo still resumes."""
+    checkpoint = sorted(p.name for p in finetuned_dir.glob("checkpoint-*"))[0]
+    assert (finetuned_dir / checkpoint / "training_args.bin").is_file()
+    assert hfsent_main(["push", str(finetuned_dir), "user/dry", "--dry-run", "--include-checkpoints"]) == 0
+    left_out = capsys.readouterr().out.split("left out")[1].split("----- ")[0]
+    [line] = [line for line in left_out.splitlines() if line.split()[:1] == [f"{checkpoint}/training_args.bin"]]
+    assert "local paths" in line and "resuming does not read it" in line, line
+
+    assert hfsent_main(["push", str(finetuned_dir), "user/resumable", "--include-checkpoints"]) == 0
+    paths = hub.repo("user/resumable").files
+    assert f"{checkpoint}/optimizer.pt" in paths
+    assert [p for p in paths if p.endswith("training_args.bin")] == []
+    assert hub.find_uploaded(str(finetuned_dir.parent)) == []  # no local path of the run left the machine
+
+    download = Path(snapshot_download("user/resumable", allow_patterns=[f"{checkpoint}/*"], cache_dir=tmp_path / "c"))
+    resumed = tmp_path / "resumed"
+    argv = ["--output_dir", str(resumed), "--resume_from_checkpoint", str(download / checkpoint)]
+    assert hfsent_main(["train", str(finetuned_dir / "recipe.yaml"), *argv]) == 0
+
+    def logged_after_the_checkpoint(run: Path) -> dict[int, float]:
+        """The gradient norm logged at each step after the checkpoint (a loss averages steps from before it)."""
+        history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+        return {e["step"]: e["grad_norm"] for e in history if "grad_norm" in e and e["step"] > int(checkpoint[11:])}
+
+    continued = logged_after_the_checkpoint(resumed)  # the same steps, the same gradients: the run continued
+    assert continued and continued == pytest.approx(logged_after_the_checkpoint(finetuned_dir), rel=1e-4)
 
 
 def test_pushed_recipe_names_no_local_path_and_the_local_recipe_is_unchanged(hub, finetuned_dir, tmp_path):
