@@ -79,20 +79,24 @@ def test_dry_run_lists_everything_left_out_and_why(hub, finetuned_dir, tmp_path,
 
 
 def test_checkpoints_go_without_training_args_bin_and_resume_from_the_download(hub, finetuned_dir, tmp_path, capsys):
-    """``training_args.bin`` (a pickle of TrainingArguments: output_dir and other local paths) stays local; the
-    Trainer never reads it, so a checkpoint downloaded from the repo still resumes."""
-    checkpoint = sorted(p.name for p in finetuned_dir.glob("checkpoint-*"))[0]
-    assert (finetuned_dir / checkpoint / "training_args.bin").is_file()
-    assert hfsent_main(["push", str(finetuned_dir), "user/dry", "--dry-run", "--include-checkpoints"]) == 0
+    """``training_args.bin`` (a pickle of TrainingArguments: output_dir and other local paths) stays local, in
+    checkpoints and at the top (where a pretraining run's output holds one); the Trainer never reads it, so a
+    checkpoint downloaded from the repo still resumes."""
+    out = _copy(finetuned_dir, tmp_path)
+    checkpoint = sorted(p.name for p in out.glob("checkpoint-*"))[0]
+    shutil.copy(out / checkpoint / "training_args.bin", out / "training_args.bin")
+    assert hfsent_main(["push", str(out), "user/dry", "--dry-run", "--include-checkpoints"]) == 0
     left_out = capsys.readouterr().out.split("left out")[1].split("----- ")[0]
-    [line] = [line for line in left_out.splitlines() if line.split()[:1] == [f"{checkpoint}/training_args.bin"]]
-    assert "local paths" in line and "resuming does not read it" in line, line
+    for path in (f"{checkpoint}/training_args.bin", "training_args.bin"):
+        [line] = [line for line in left_out.splitlines() if line.split()[:1] == [path]]
+        assert "local paths" in line and "resuming does not read it" in line, line
 
-    assert hfsent_main(["push", str(finetuned_dir), "user/resumable", "--include-checkpoints"]) == 0
+    assert hfsent_main(["push", str(out), "user/resumable", "--include-checkpoints"]) == 0
     paths = hub.repo("user/resumable").files
     assert f"{checkpoint}/optimizer.pt" in paths
     assert [p for p in paths if p.endswith("training_args.bin")] == []
     assert hub.find_uploaded(str(finetuned_dir.parent)) == []  # no local path of the run left the machine
+    assert hub.find_uploaded(str(out)) == []
 
     download = Path(snapshot_download("user/resumable", allow_patterns=[f"{checkpoint}/*"], cache_dir=tmp_path / "c"))
     resumed = tmp_path / "resumed"
