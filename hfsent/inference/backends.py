@@ -42,6 +42,7 @@ class InferenceBackend(Protocol):
     name: str
     config: PretrainedConfig
     tokenizer: PreTrainedTokenizerBase
+    workers: int  # how many batches a call runs at once (a server gives each call this many batches' worth)
 
     def positive_probabilities(
         self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
@@ -87,29 +88,40 @@ def load_backend(name_or_path: str, backend: str | None = None, threads: int | N
     default) picks it with `detect_backend`.
 
     For ``"onnx"``, ``name_or_path`` is a folder written by ``hfsent export --onnx`` or one ``.onnx``
-    file in it (see `OnnxBackend`). ``threads``: intra-op threads (default: the library's
-    choice, one per core); for torch this sets the process-wide ``torch.set_num_threads``.
+    file in it (see `OnnxBackend`). ``threads``: how many batches run at once on the CPU, each on one core
+    (default: one per available CPU); for torch on a CPU with more than one, this sets the process-wide
+    ``torch.set_num_threads(1)`` (see `TorchBackend`).
     """
     if backend is None:
         backend = detect_backend(name_or_path)
     if backend == "torch":
-        if threads:
-            torch.set_num_threads(threads)
-        return TorchBackend(*load_model_and_tokenizer(name_or_path))
+        model, tokenizer = load_model_and_tokenizer(name_or_path)
+        return TorchBackend(model, tokenizer, workers=threads or available_cpus())
     if backend == "onnx":
         return OnnxBackend(name_or_path, threads=threads)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 class TorchBackend:
-    """An `InferenceBackend` running a loaded hfsent `PreTrainedModel` with PyTorch."""
+    """An `InferenceBackend` running a loaded hfsent `PreTrainedModel` with PyTorch.
+
+    Args:
+        model, tokenizer: the loaded model and its tokenizer.
+        workers: on a CPU, how many batches run at once, each on one core. With more than one, PyTorch's
+            intra-op threads are set to 1 for the process (``torch.set_num_threads``): as for `OnnxBackend`,
+            a small model's ops are too short to share well between cores. Ignored on an accelerator.
+    """
 
     name = "torch"
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, workers: int = 1) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = model.config
+        self.workers = workers if model.device.type == "cpu" else 1
+        if self.workers > 1:
+            torch.set_num_threads(1)
+        self._pool = ThreadPoolExecutor(self.workers, "hfsent-torch") if self.workers > 1 else None
 
     @torch.inference_mode()
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -123,7 +135,9 @@ class TorchBackend:
     ) -> list[float]:
         """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
         limit = max_input_length(self.tokenizer, self.config, max_length)
-        return batched_positive_probabilities(texts, self.tokenizer, self._logits, batch_size, limit)
+        return batched_positive_probabilities(
+            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
+        )
 
 
 def resolve_onnx_file(path: str | Path) -> Path:

@@ -43,7 +43,8 @@ class MicroBatcher:
     """Scores the texts of many requests on one worker thread, batching requests that arrive together.
 
     Each model call takes up to ``max_batch_size`` texts and about ``max_batch_size * TOKENS_PER_TEXT``
-    tokens (estimated from the characters; all texts with the same ``max_length``) from the queued requests,
+    tokens for each of the backend's ``workers`` (the batches it runs at once; estimated from the characters;
+    all texts with the same ``max_length``) from the queued requests,
     shared fairly: one text from each request in turn, the oldest first, and a request that still has texts
     left goes to the back of the queue. A large request is so scored in short chunks between which small
     ones get their turn: a one-text request waits for about one model call, not for the whole of a
@@ -63,7 +64,9 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
-        self.max_tokens = max_batch_size * TOKENS_PER_TEXT
+        workers = getattr(backend, "workers", 1)  # the backend splits a call into this many concurrent batches
+        self.max_texts = max_batch_size * workers
+        self.max_tokens = max_batch_size * TOKENS_PER_TEXT * workers
         self._queue: collections.deque[_Job] = collections.deque()
         self._queued_texts = 0
         self._incoming = 0
@@ -108,7 +111,7 @@ class MicroBatcher:
             if not self._queue:
                 return None
             deadline = time.monotonic() + self.max_wait
-            while self._queued_texts < self.max_batch_size and self._incoming and not self._closed:
+            while self._queued_texts < self.max_texts and self._incoming and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -130,7 +133,7 @@ class MicroBatcher:
 
     def _shares(self, jobs: list[_Job], max_length: int | None) -> dict[_Job, int]:
         """How many texts each job gives the next model call: one text each in turn (arrival order first) until
-        the call holds ``max_batch_size`` texts or ``max_tokens`` estimated tokens, at least one text."""
+        the call holds ``max_texts`` texts or ``max_tokens`` estimated tokens, at least one text."""
         counts = dict.fromkeys(jobs, 0)
         cap = max_length or DEFAULT_TOKENS_PER_TEXT_CAP
         size = tokens = 0
@@ -142,7 +145,7 @@ class MicroBatcher:
                     active.remove(job)
                     continue
                 cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
-                if size and (size == self.max_batch_size or tokens + cost > self.max_tokens):
+                if size and (size == self.max_texts or tokens + cost > self.max_tokens):
                     return counts
                 counts[job] += 1
                 size += 1

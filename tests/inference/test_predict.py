@@ -214,3 +214,20 @@ def test_predict_on_one_5_million_character_line_stays_under_1_gb(model_dir, tmp
     assert code == "0", stderr + out.stderr
     assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MiB"
     assert read_jsonl(tmp_path / "out.jsonl")[0]["pred_label"] in ("neg", "pos")
+
+
+def test_torch_batches_on_several_cores_give_the_one_core_answers_in_order(model_dir):
+    """``threads`` > 1 runs torch batches concurrently (one core each): same P(pos), same order, as one thread."""
+    import hfsent
+    from hfsent.inference.backends import load_backend
+
+    texts = [*review_texts(300, seed=11), "好", "差" * 600]  # lengths from 1 character to past the model's limit
+    with one_torch_thread():
+        one = hfsent.predict(texts, load_backend(str(model_dir), "torch", threads=1))
+        three = load_backend(str(model_dir), "torch", threads=3)
+        assert three.workers == 3
+        many = hfsent.predict(texts, three)
+    assert len(many) == len(texts)
+    assert [r["label"] for r in many] == [r["label"] for r in one]
+    want = [r["positive_probability"] for r in one]
+    assert [r["positive_probability"] for r in many] == pytest.approx(want, abs=1e-6)
