@@ -61,7 +61,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most this many texts, and 16 tokens per text, per forward pass (default 64)",
     )
     parser.add_argument(
-        "--threads", type=positive_int, default=None, help="CPU cores the model runs on, one batch on each at once (default: every available core)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU cores the model runs on, one batch on each at once (default: every available core)",
     )
 
 
