@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
@@ -160,7 +160,10 @@ def prepare_datasets(
 
 
 def run_pretraining(
-    model_args: PretrainModelArguments, data_args: PretrainDataArguments, training_args: TrainingArguments
+    model_args: PretrainModelArguments,
+    data_args: PretrainDataArguments,
+    training_args: TrainingArguments,
+    callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Pretrain (or continue pretraining) a BERT with MLM; save a standard BertForMaskedLM checkpoint.
 
@@ -168,7 +171,7 @@ def run_pretraining(
     fine-tuning recipe's ``model_name_or_path`` load it), the tokenizer (``model_max_length`` set),
     ``all_results.json`` (train metrics and held-out ``eval_loss``/``eval_perplexity``/
     ``eval_accuracy``; ``init_eval_*`` with ``evaluate_before_training``) and ``recipe.yaml`` (every
-    argument's final value). Returns the metrics.
+    argument's final value). ``callbacks`` are added to the Trainer's. Returns the metrics.
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
@@ -212,7 +215,7 @@ def run_pretraining(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        callbacks=[RecipeCheckpointCallback(model_args, data_args, training_args)],
+        callbacks=[*(callbacks or []), RecipeCheckpointCallback(model_args, data_args, training_args)],
     )
     metrics: dict[str, Any] = {}
     if model_args.evaluate_before_training and eval_set is not None:
