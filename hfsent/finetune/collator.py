@@ -2,8 +2,8 @@
 
 `PaddingCollator` is `transformers.DataCollatorWithPadding` with a fast path for what hfsent's tokenized
 splits hold (``input_ids`` and ``attention_mask``, maybe ``token_type_ids`` and ``special_tokens_mask``, as
-lists of ints, and a label): each key is written into one padded array that becomes the tensor, a seventh
-of ``tokenizer.pad``'s time per batch (bench/bench_step_overhead.py). Anything else (other keys, tensors, a left-padding
+lists of ints, and a label): each key is padded by `hfsent.padding.pad_rows`, a seventh of ``tokenizer.pad``'s
+time per batch (bench/bench_step_overhead.py). Anything else (other keys, tensors, a left-padding
 tokenizer) goes through ``DataCollatorWithPadding`` unchanged. Both paths give the same batch.
 
 ``pad_to_multiple_of`` rounds the padded length up, so that a GPU (and ``torch.compile`` or CUDA graphs)
@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import DataCollatorWithPadding
+
+from ..padding import pad_rows, padded_length
 
 # the padding value of each per-token key the fast path knows (None: the tokenizer's pad token id / type id)
 _TOKEN_KEYS: dict[str, int | None] = {
@@ -49,10 +50,7 @@ class PaddingCollator(DataCollatorWithPadding):
         """Pad ``features`` into a batch of tensors (labels under ``labels``)."""
         if not self._fast_path_applies(features):
             return super().__call__(features)
-        longest = max(len(f["input_ids"]) for f in features)
-        multiple = self.pad_to_multiple_of
-        if multiple:
-            longest = -(-longest // multiple) * multiple
+        length = padded_length([f["input_ids"] for f in features], self.pad_to_multiple_of)
         batch: dict[str, Any] = {}
         for key in features[0]:
             if key in _LABEL_KEYS:
@@ -61,10 +59,7 @@ class PaddingCollator(DataCollatorWithPadding):
             pad = _TOKEN_KEYS[key]
             if pad is None:
                 pad = self.tokenizer.pad_token_id if key == "input_ids" else self.tokenizer.pad_token_type_id
-            padded = np.full((len(features), longest), pad, dtype=np.int64)
-            for i, f in enumerate(features):
-                padded[i, : len(f[key])] = f[key]
-            batch[key] = torch.from_numpy(padded)
+            batch[key] = pad_rows([f[key] for f in features], pad, length)
         return batch
 
     def _fast_path_applies(self, features: list[dict[str, Any]]) -> bool:

@@ -27,16 +27,9 @@ from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling
 from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 
+from ..padding import pad_rows, padded_length
+
 IGNORE_INDEX = -100
-
-
-def pad_rows(rows: list[list[int]], value: int, length: int | None = None) -> torch.Tensor:
-    """Right-pad integer rows with ``value`` to ``length`` (default: the longest) into a long tensor."""
-    length = max(len(r) for r in rows) if length is None else length
-    out = torch.full((len(rows), length), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return out
 
 
 @dataclass
@@ -67,9 +60,7 @@ class MLMCollator(DataCollatorForLanguageModeling):
         examples = [e if isinstance(e, Mapping) else {"input_ids": e} for e in examples]
         extra = {key: [e[key] for e in examples] for key in ("labels", "word_starts") if key in examples[0]}
         features = [{k: v for k, v in e.items() if k not in extra} for e in examples]
-        batch = pad_without_fast_tokenizer_warning(
-            self.tokenizer, features, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of
-        )
+        batch = self._pad(features)
         length = batch["input_ids"].shape[1]
         if "labels" in extra:
             batch["labels"] = pad_rows(extra["labels"], IGNORE_INDEX, length)
@@ -88,6 +79,22 @@ class MLMCollator(DataCollatorForLanguageModeling):
         else:
             batch["input_ids"], batch["labels"] = self.torch_mask_tokens(batch["input_ids"], special_tokens_mask=never)
         return batch
+
+    def _pad(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """``tokenizer.pad``'s batch (``input_ids`` and ``attention_mask``); rows of token-id lists alone (hfsent's
+        packed blocks) are padded by `pad_rows`, anything else by the tokenizer."""
+        if self.tokenizer.padding_side == "right" and all(
+            f.keys() == {"input_ids"} and isinstance(f["input_ids"], list) for f in features
+        ):
+            rows = [f["input_ids"] for f in features]
+            length = padded_length(rows, self.pad_to_multiple_of)
+            return {
+                "input_ids": pad_rows(rows, self.tokenizer.pad_token_id, length),
+                "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, length),
+            }
+        return pad_without_fast_tokenizer_warning(
+            self.tokenizer, features, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of
+        )
 
     def mask_whole_words(
         self, inputs: torch.Tensor, word_starts: torch.Tensor, never: torch.Tensor
@@ -140,4 +147,4 @@ def premask(dataset: Dataset, collator: MLMCollator, seed: int, batch_size: int 
     )
 
 
-__all__ = ["IGNORE_INDEX", "MLMCollator", "pad_rows", "premask"]
+__all__ = ["IGNORE_INDEX", "MLMCollator", "premask"]

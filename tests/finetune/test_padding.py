@@ -80,3 +80,19 @@ def test_recipe_pads_to_the_multiple_asked_and_trains_alike(tmp_path, tokenizer_
     for (rows, length), (padded_rows, padded_length) in zip(exact.shapes, padded.shapes, strict=True):
         assert padded_rows == rows and padded_length == -(-length // 16) * 16
     assert padded.losses == pytest.approx(exact.losses, rel=1e-4)
+
+
+@pytest.mark.parametrize("multiple", [None, 16])
+def test_mlm_collator_pads_as_the_tokenizer_does(zh_tokenizer, reviews, multiple):
+    """The MLM collator pads packed rows itself (fast): the same ids, mask and shape as ``tokenizer.pad``,
+    only masked positions differ."""
+    from hfsent.pretrain import MLMCollator
+
+    rows = [{"input_ids": ids} for ids in zh_tokenizer(reviews, truncation=True, max_length=40)["input_ids"]]
+    expected = zh_tokenizer.pad(rows, return_tensors="pt", pad_to_multiple_of=multiple)
+    batch = MLMCollator(zh_tokenizer, seed=0, pad_to_multiple_of=multiple)(rows)
+    assert batch["input_ids"].shape == expected["input_ids"].shape
+    assert torch.equal(batch["attention_mask"], expected["attention_mask"])
+    kept = batch["labels"] == -100
+    assert torch.equal(batch["input_ids"][kept], expected["input_ids"][kept])
+    assert (batch["labels"][~kept] == expected["input_ids"][~kept]).all() and (~kept).any()
