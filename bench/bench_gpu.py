@@ -33,10 +33,10 @@ datasets, evaluate or jieba, and cannot download), from the repository root here
     run(command="pip install -q --no-deps .whl/*.whl && HFSENT_SHARED=$PWD/shared python3 bench/bench_gpu.py "
                 "--output $OUT/gpu.json | tail -40", carry=[".whl", "shared"], timeout_s=600)
 
-(``.whl/`` is git-ignored; add ``shared/`` to .git/info/exclude.) The full run takes about 10 minutes on an
-H100 (3 seeds x 3 fine-tuning ways x 2 epochs, 4 pretraining ways x 2 shapes): if the 10-minute limit of a
-call bites, split it with ``--only finetune`` / ``--only pretrain``. Copy $OUT's JSON to
-bench/results/gpu-<device>.json.
+(``.whl/`` is git-ignored; add ``shared/`` to .git/info/exclude.) Not yet timed on a GPU: from issue 13's
+H100 rates the full run (3 seeds x 3 fine-tuning ways x 2 epochs, 3 pretraining ways x 2 shapes) should take
+5-10 minutes; if a call's 10-minute limit bites, run ``--only finetune`` and ``--only pretrain`` in two calls.
+Copy $OUT's JSON to bench/results/gpu-<device>.json.
 
     python bench/bench_gpu.py --smoke      # tiny shapes, a few steps: runs on a CPU (tests/bench/test_bench_gpu.py)
 """
