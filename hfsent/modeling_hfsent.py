@@ -263,16 +263,19 @@ def _held_back_load_report():
 
 
 def give_default_mode(save_directory: str | os.PathLike) -> None:
-    """Give the ``*.safetensors`` files in ``save_directory`` the mode of its ``config.json`` (the umask's default).
+    """Give the ``*.safetensors`` files in ``save_directory`` the mode of its ``config.json`` (a LoRA adapter's
+    folder: ``adapter_config.json``), the umask's default.
 
     safetensors writes its files with mode 0600 (a private temporary file renamed into place) while every other
     file of a checkpoint gets the default mode (0644 under umask 022): a shared or published output folder would
     hold weights that only their writer can read.
     """
-    config_file = os.path.join(save_directory, "config.json")  # written with open(): the default mode
-    if not os.path.isfile(config_file):
+    # written with open(): the default mode
+    references = [os.path.join(save_directory, name) for name in ("config.json", "adapter_config.json")]
+    reference = next((path for path in references if os.path.isfile(path)), None)
+    if reference is None:
         return
-    mode = os.stat(config_file).st_mode & 0o777
+    mode = os.stat(reference).st_mode & 0o777
     for name in os.listdir(save_directory):
         path = os.path.join(save_directory, name)
         if name.endswith(".safetensors") and os.path.isfile(path) and not os.path.islink(path):

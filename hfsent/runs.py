@@ -8,6 +8,7 @@
 - `resolve_resume_checkpoint`: ``last`` is the newest *complete* checkpoint (weights, trainer state,
   optimizer and scheduler all readable); incomplete ones are skipped with a warning naming the reason.
 - `RecipeCheckpointCallback`: every checkpoint carries the resolved ``recipe.yaml`` (what a resume compares).
+- `staged_output`: a run's final output is assembled in ``.staging`` and moved into place only once whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import shutil
 import struct
 import sys
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,6 +282,28 @@ class RecipeCheckpointCallback(TrainerCallback):
                 save_recipe(checkpoint, *self.recipe_args, filename=RECIPE_FILE)
 
 
+@contextmanager
+def staged_output(output_dir: str | os.PathLike) -> Iterator[Path]:
+    """Assemble a run's final output in an empty ``output_dir/.staging`` (yielded), then move it into place.
+
+    When the block ends, each file of the staging folder is moved into ``output_dir`` by an atomic rename and the
+    folder is removed. When it fails (a full disk, Ctrl-C, a crash), the staging folder is removed and the
+    exception goes on: ``output_dir`` is left as it was, with no half-written output. Main process only.
+    """
+    output_dir = Path(output_dir)
+    staging = output_dir / STAGING_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, output_dir / path.name)
+        staging.rmdir()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 # ---------------------------------------------------------------------------------------- checkpoints
 
 
@@ -391,4 +415,5 @@ __all__ = [
     "newest_complete_checkpoint",
     "recipe_differences",
     "resolve_resume_checkpoint",
+    "staged_output",
 ]

@@ -29,6 +29,7 @@ def render_pretrained_encoder_card(
     recipe: Mapping[str, Any],
     *,
     model_id: str | None = None,
+    name: str | None = None,
     language: list[str] | None = None,
     license: str | None = "apache-2.0",
 ) -> str:
@@ -37,8 +38,8 @@ def render_pretrained_encoder_card(
     ``results`` are the run's metrics (``eval_loss``/``eval_perplexity``/``eval_accuracy``, optional
     ``init_eval_*`` and ``train_*``), ``recipe`` the resolved recipe dict (``model_name_or_path``,
     ``dataset_name`` (a list or a string), ``max_length``, ``mlm_probability``, ...). The training curve
-    comes from ``output_dir/trainer_state.json`` if present. Offline; write the result with
-    `write_card` (``output_dir/README.md``).
+    comes from ``output_dir/trainer_state.json`` if present. ``name`` names the model where there is no
+    ``model_id`` (default: the folder's name). Offline; write the result with `write_card` (``output_dir/README.md``).
     """
     output_dir = Path(output_dir)
     datasets = recipe.get("dataset_name") or []
@@ -48,7 +49,8 @@ def render_pretrained_encoder_card(
     log_history = []
     if (output_dir / TRAINER_STATE_FILE).is_file():
         log_history = json.loads((output_dir / TRAINER_STATE_FILE).read_text()).get("log_history", [])
-    title = model_id.split("/")[-1] if model_id else output_dir.name
+    name = name or output_dir.name
+    title = model_id.split("/")[-1] if model_id else name
     eval_results = [
         EvalResult(
             task_type="fill-mask",
@@ -80,7 +82,7 @@ def render_pretrained_encoder_card(
     ]
     context = {
         "title": title,
-        "repo_id": model_id or f"your-username/{output_dir.name}",
+        "repo_id": model_id or f"your-username/{name}",
         "base_model_text": common.describe_source(recipe.get("model_name_or_path"), base_model, "checkpoint")
         if recipe.get("model_name_or_path")
         else "a BERT encoder initialised from scratch",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ from ..distributed import configure_logging, release_distributed
 from ..hub import copy_endpoint_handler, take_push_settings
 from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, recipe_to_dict, save_recipe
 from ..runs import (
-    STAGING_DIR,
     TOKENIZER_DIR,
     RecipeCheckpointCallback,
     accelerator_available,
     claim_output_dir,
     identity_keys,
     resolve_resume_checkpoint,
+    staged_output,
 )
 from ..tokenizer import fit_tokenizer_to_model
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
@@ -54,13 +53,6 @@ def _save_plots(log_history, test_probs, test_labels, threshold: float, director
             save_evaluation_plots(test_probs, test_labels, threshold, directory)
     except Exception as err:  # plots are extras: the trained model and its results are saved regardless
         logger.warning("could not draw the plots: %s: %s", type(err).__name__, err)
-
-
-def _finalize_output(staging: Path, output_dir: Path) -> None:
-    """Move every file of ``staging`` into ``output_dir`` (each by an atomic rename), then drop staging."""
-    for path in sorted(staging.iterdir()):
-        os.replace(path, output_dir / path.name)
-    staging.rmdir()
 
 
 def finetune(
@@ -191,11 +183,8 @@ def finetune(
     model = publishable_model(trainer)
     model.config.threshold = threshold
     training_args.push_to_hub = publish is not None  # the recipe records what was asked
-    staging = output_dir / STAGING_DIR
     if trainer.is_world_process_zero():
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            staging.mkdir(parents=True)
+        with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
             (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -204,10 +193,6 @@ def finetune(
             _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
             copy_endpoint_handler(staging)
             card.save(staging, results)  # README.md: rendered offline, never raises
-            _finalize_output(staging, output_dir)
-        except BaseException:  # a full disk, Ctrl-C: no half-written output is left behind
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         shutil.rmtree(output_dir / TOKENIZER_DIR, ignore_errors=True)  # the ranks' copy; the output holds it
         logger.info("Saved the model and results to %s", output_dir)
     trainer.accelerator.wait_for_everyone()

@@ -15,7 +15,7 @@ from transformers.trainer_utils import has_length
 from ..arguments import build_config
 from ..configuration_hfsent import HfSentConfig
 from ..datasource import column_values
-from ..modeling_hfsent import HfSentModel
+from ..modeling_hfsent import HfSentModel, give_default_mode
 from ..recipe import RecipeError
 from ..runs import TOKENIZER_DIR
 from ..tokenizer import load_recipe_tokenizer, load_tokenizer, train_wordpiece_tokenizer
@@ -129,7 +129,14 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
 
 class HfSentTrainer(Trainer):
     """`Trainer` that also knows ``train_sampling_strategy: group_by_length_stratified``
-    (`hfsent.finetune.sampling`)."""
+    (`hfsent.finetune.sampling`), and saves every weight file with the default file mode."""
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model` (checkpoints too); the weights get the default file mode (`give_default_mode`):
+        a LoRA run's ``adapter_model.safetensors`` is written by peft, not by `HfSentModel.save_pretrained`."""
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            give_default_mode(output_dir if output_dir is not None else self.args.output_dir)
 
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         dataset = self.train_dataset if train_dataset is None else train_dataset

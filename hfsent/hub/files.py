@@ -29,9 +29,15 @@ ALLOWED_FILES = (
 CHECKPOINT_DIR = "checkpoint-*"
 # What a checkpoint-*/ folder holds besides ALLOWED_FILES: the Trainer's state to resume from.
 CHECKPOINT_STATE_FILES = (
-    "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin",
+    "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth",
     "adapter_config.json", "adapter_model.safetensors",  # LoRA runs checkpoint their adapters
 )  # fmt: skip
+# Files a run writes that stay local at any depth, with the reason `--dry-run` gives.
+LOCAL_FILES = {
+    # torch.save(TrainingArguments): cannot be redacted without unpickling (running) it; Trainer never loads it
+    "training_args.bin": "local paths: the run's TrainingArguments pickled (output_dir, logging_dir, ...); "
+    "resuming does not read it",
+}
 # Files uploaded with local paths reduced to ``<local>/<name>`` (as in the card); the local file is not changed.
 REDACTED_FILES = {RECIPE_FILE: "yaml", TRAINER_STATE_FILE: "json"}
 
@@ -43,7 +49,8 @@ def collect_files(output_dir: Path, *, include_checkpoints: bool) -> tuple[dict[
     Only regular files inside ``output_dir`` whose names a model repo holds (`ALLOWED_FILES`; in ``checkpoint-*/``
     folders also `CHECKPOINT_STATE_FILES`) are sent. Left out: hidden files and folders at any depth, symbolic
     links (whether they point inside the folder or out of it: the repo would get a copy of whatever they point to
-    when the push runs), other folders, other files.
+    when the push runs), files holding local paths that cannot be redacted (`LOCAL_FILES`), other folders, other
+    files.
     """
     files: dict[str, Path | bytes] = {}
     left_out: dict[str, str] = {}
@@ -83,6 +90,8 @@ def _collect(
             left_out[shown] = "folder: not part of a model repo"
         elif not path.is_file():
             left_out[shown] = "not a regular file"
+        elif path.name in LOCAL_FILES:
+            left_out[shown] = LOCAL_FILES[path.name]
         elif any(fnmatch.fnmatch(path.name, pattern) for pattern in allowed):
             files[name] = path
         else:
@@ -108,4 +117,12 @@ def redacted(path: Path, kind: str) -> bytes:
         ) from None
 
 
-__all__ = ["ALLOWED_FILES", "CHECKPOINT_STATE_FILES", "HANDLER_FILE", "REDACTED_FILES", "collect_files", "redacted"]
+__all__ = [
+    "ALLOWED_FILES",
+    "CHECKPOINT_STATE_FILES",
+    "HANDLER_FILE",
+    "LOCAL_FILES",
+    "REDACTED_FILES",
+    "collect_files",
+    "redacted",
+]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -14,8 +16,14 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, Trai
 from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
-from ..recipe import RecipeError, recipe_to_dict, save_recipe
-from ..runs import RecipeCheckpointCallback, claim_output_dir, identity_keys, resolve_resume_checkpoint
+from ..recipe import RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, recipe_to_dict, save_recipe
+from ..runs import (
+    RecipeCheckpointCallback,
+    claim_output_dir,
+    identity_keys,
+    resolve_resume_checkpoint,
+    staged_output,
+)
 from ..tokenizer import load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
@@ -217,39 +225,45 @@ def run_pretraining(
         processing_class=tokenizer,
         callbacks=[*(callbacks or []), RecipeCheckpointCallback(model_args, data_args, training_args)],
     )
-    metrics: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}  # by split: what {split}_results.json holds, saved with the model
     if model_args.evaluate_before_training and eval_set is not None:
-        init_metrics = evaluate_mlm(trainer, eval_set, metric_key_prefix="init_eval")
-        trainer.log_metrics("init_eval", init_metrics)
-        trainer.save_metrics("init_eval", init_metrics)
-        metrics.update(init_metrics)
+        results["init_eval"] = evaluate_mlm(trainer, eval_set, metric_key_prefix="init_eval")
+        trainer.log_metrics("init_eval", results["init_eval"])
 
     result = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model()
-    train_metrics = dict(result.metrics)
-    train_metrics["train_samples"] = len(train_set)
-    train_metrics["train_tokens"] = count_tokens(train_set)
-    trainer.log_metrics("train", train_metrics)
-    trainer.save_metrics("train", train_metrics)
-    trainer.save_state()
-    metrics.update(train_metrics)
-
+    results["train"] = dict(result.metrics)
+    results["train"]["train_samples"] = len(train_set)
+    results["train"]["train_tokens"] = count_tokens(train_set)
+    trainer.log_metrics("train", results["train"])
     if eval_set is not None:
-        eval_metrics = evaluate_mlm(trainer, eval_set)
-        trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
+        results["eval"] = evaluate_mlm(trainer, eval_set)
+        trainer.log_metrics("eval", results["eval"])
+    metrics = {key: value for values in results.values() for key, value in values.items()}
     if trainer.is_world_process_zero():
-        save_recipe(training_args.output_dir, model_args, data_args, training_args)
-        _write_encoder_card(training_args.output_dir, metrics, recipe_to_dict(model_args, data_args, training_args))
+        output_dir = Path(training_args.output_dir)
+        with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
+            trainer.save_model(str(staging))
+            for split, values in results.items():
+                _write_json(staging / f"{split}_results.json", values)
+            _write_json(staging / RESULTS_FILE, metrics)
+            trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+            save_recipe(staging, model_args, data_args, training_args)
+            recipe = recipe_to_dict(model_args, data_args, training_args)
+            _write_encoder_card(staging, metrics, recipe, name=output_dir.name)
     release_distributed(trainer)
     return metrics
 
 
-def _write_encoder_card(output_dir: str, metrics: dict[str, Any], recipe: dict[str, Any]) -> None:
-    """Render the encoder's model card into ``output_dir``; a card that cannot be rendered is only a warning."""
+def _write_json(path: Path, values: dict[str, Any]) -> None:
+    """``values`` as the Trainer's ``save_metrics`` writes them."""
+    path.write_text(json.dumps(values, indent=4, sort_keys=True), encoding="utf-8")
+
+
+def _write_encoder_card(directory: Path, metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> None:
+    """Render the encoder's model card (the model named ``name``) into ``directory``; a card that cannot be
+    rendered is only a warning."""
     try:
-        write_card(output_dir, render_pretrained_encoder_card(output_dir, metrics, recipe))
+        write_card(directory, render_pretrained_encoder_card(directory, metrics, recipe, name=name))
     except Exception as err:  # the card must never cost the user a finished pretraining run
         logger.warning("could not write the model card: %s: %s", type(err).__name__, err)
 

@@ -21,7 +21,7 @@ import pytest
 from hfsent.cli import COMMANDS
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import tiny_recipe
+from ..fixtures.helpers import tiny_pretrain_recipe, tiny_recipe
 
 
 def _one_error_line(capsys, prog: str = "hfsent train") -> str:
@@ -157,6 +157,30 @@ def test_a_full_disk_exits_1_naming_the_folder_and_leaves_no_half_written_output
     out = tmp_path / "out"
     assert not (out / ".staging").exists()
     assert not (out / "config.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_a_full_disk_at_pretrainings_final_save_leaves_no_half_written_output(tmp_path, tokenizer_dir, capsys):
+    """As for fine-tuning: the disk "fills" (RLIMIT_FSIZE) while the final output is saved; nothing of it is left
+    (a folder holding a model without its tokenizer and recipe would look like a foreign folder to the rerun),
+    and the rerun on a disk with room succeeds."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("今天天气很好。\n我们去公园散步。\n", encoding="utf-8")
+    out = tmp_path / "out"
+    recipe = tiny_pretrain_recipe(tmp_path / "pretrain.yaml", tokenizer_dir, corpus, out, save_strategy="no")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # the model (>= 100 kB) is the first large file
+    try:
+        code = hfsent_main(["pretrain", str(recipe)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 1
+    line = _one_error_line(capsys, "hfsent pretrain")
+    assert "File too large" in line and "(EFBIG)" in line and str(out) in line
+    assert sorted(p.name for p in out.iterdir()) == []
+
+    assert hfsent_main(["pretrain", str(recipe)]) == 0
+    assert {"config.json", "model.safetensors", "tokenizer.json", "recipe.yaml"} <= {p.name for p in out.iterdir()}
+    assert not (out / ".staging").exists()
 
 
 def test_ctrl_c_exits_130_with_the_resume_command(tmp_path, tokenizer_dir, review_csv, capsys):

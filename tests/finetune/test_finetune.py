@@ -12,7 +12,13 @@ from transformers import AutoModel, pipeline
 import hfsent
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import NEGATIVE_REVIEWS, POSITIVE_REVIEWS, run_cli, tiny_recipe
+from ..fixtures.helpers import (
+    NEGATIVE_REVIEWS,
+    POSITIVE_REVIEWS,
+    files_without_the_default_mode,
+    run_cli,
+    tiny_recipe,
+)
 
 EXPECTED_FILES = {
     "config.json",
@@ -122,7 +128,9 @@ def test_missing_recipe_file_is_named(tmp_path, capsys):
 # ----------------------------------------------------------------------------------------------- LoRA
 
 
-def test_lora_recipe_logs_trainable_share_and_saves_a_merged_plain_model(tmp_path, tokenizer_dir, review_csv):
+def test_lora_recipe_logs_trainable_share_and_saves_a_merged_plain_model_with_default_file_modes(
+    tmp_path, tokenizer_dir, review_csv
+):
     recipe = tiny_recipe(
         tmp_path, tokenizer_dir, review_csv, use_lora=True, lora_r=4, lora_target_modules=["query", "value"]
     )
@@ -136,3 +144,6 @@ def test_lora_recipe_logs_trainable_share_and_saves_a_merged_plain_model(tmp_pat
     model, info = hfsent.HfSentModel.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert not any("lora" in name for name in model.state_dict())
+    # every file the run wrote, the checkpoints' adapters (written by peft) too, has the default mode
+    assert sorted(p.name for p in out.glob("checkpoint-*/adapter_model.safetensors"))
+    assert files_without_the_default_mode(out) == {}

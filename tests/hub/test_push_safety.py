@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import stat
 from pathlib import Path
 
+import pytest
 import yaml
+from huggingface_hub import snapshot_download
 
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import run_cli
+from ..fixtures.helpers import files_without_the_default_mode, run_cli
 
 SECRET = "s3cr3t-" + "Zq9" * 10
 
@@ -76,6 +78,40 @@ def test_dry_run_lists_everything_left_out_and_why(hub, finetuned_dir, tmp_path,
     assert hub.requests == []
 
 
+def test_checkpoints_go_without_training_args_bin_and_resume_from_the_download(hub, finetuned_dir, tmp_path, capsys):
+    """``training_args.bin`` (a pickle of TrainingArguments: output_dir and other local paths) stays local, in
+    checkpoints and at the top (where a pretraining run's output holds one); the Trainer never reads it, so a
+    checkpoint downloaded from the repo still resumes."""
+    out = _copy(finetuned_dir, tmp_path)
+    checkpoint = sorted(p.name for p in out.glob("checkpoint-*"))[0]
+    shutil.copy(out / checkpoint / "training_args.bin", out / "training_args.bin")
+    assert hfsent_main(["push", str(out), "user/dry", "--dry-run", "--include-checkpoints"]) == 0
+    left_out = capsys.readouterr().out.split("left out")[1].split("----- ")[0]
+    for path in (f"{checkpoint}/training_args.bin", "training_args.bin"):
+        [line] = [line for line in left_out.splitlines() if line.split()[:1] == [path]]
+        assert "local paths" in line and "resuming does not read it" in line, line
+
+    assert hfsent_main(["push", str(out), "user/resumable", "--include-checkpoints"]) == 0
+    paths = hub.repo("user/resumable").files
+    assert f"{checkpoint}/optimizer.pt" in paths
+    assert [p for p in paths if p.endswith("training_args.bin")] == []
+    assert hub.find_uploaded(str(finetuned_dir.parent)) == []  # no local path of the run left the machine
+    assert hub.find_uploaded(str(out)) == []
+
+    download = Path(snapshot_download("user/resumable", allow_patterns=[f"{checkpoint}/*"], cache_dir=tmp_path / "c"))
+    resumed = tmp_path / "resumed"
+    argv = ["--output_dir", str(resumed), "--resume_from_checkpoint", str(download / checkpoint)]
+    assert hfsent_main(["train", str(finetuned_dir / "recipe.yaml"), *argv]) == 0
+
+    def logged_after_the_checkpoint(run: Path) -> dict[int, float]:
+        """The gradient norm logged at each step after the checkpoint (a loss averages steps from before it)."""
+        history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+        return {e["step"]: e["grad_norm"] for e in history if "grad_norm" in e and e["step"] > int(checkpoint[11:])}
+
+    continued = logged_after_the_checkpoint(resumed)  # the same steps, the same gradients: the run continued
+    assert continued and continued == pytest.approx(logged_after_the_checkpoint(finetuned_dir), rel=1e-4)
+
+
 def test_pushed_recipe_names_no_local_path_and_the_local_recipe_is_unchanged(hub, finetuned_dir, tmp_path):
     out = _copy(finetuned_dir, tmp_path)
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
@@ -100,15 +136,8 @@ def test_pushed_recipe_names_no_local_path_and_the_local_recipe_is_unchanged(hub
 
 
 def test_every_file_of_a_run_gets_the_default_mode(finetuned_dir):
-    umask = os.umask(0)
-    os.umask(umask)
-    modes = {
-        p.relative_to(finetuned_dir).as_posix(): oct(stat.S_IMODE(p.stat().st_mode))
-        for p in finetuned_dir.rglob("*")
-        if p.is_file()
-    }
-    assert "model.safetensors" in modes
-    assert {path: mode for path, mode in modes.items() if mode != oct(0o666 & ~umask)} == {}
+    assert (finetuned_dir / "model.safetensors").is_file()
+    assert files_without_the_default_mode(finetuned_dir) == {}
 
 
 def test_pretrained_encoders_get_the_default_mode_too(tmp_path):
