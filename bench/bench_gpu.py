@@ -24,21 +24,25 @@ tokens/s / the GPU's peak dense bf16 FLOP/s, from `PEAK_BF16_FLOPS` by device na
 (``torch.cuda.utilization()`` sampled every 50 ms while the way trains) and, for fine-tuning, test accuracy at
 0.5 (mean over seeds). Written to bench/results/gpu-<device>.json.
 
-On a GPU machine lent by the `device` tool (its image has torch, transformers 5.17 and accelerate but no
-datasets, evaluate or jieba, and cannot download), from the repository root here:
+On a GPU machine lent by the `device` tool (its image: Python 3.12, torch, transformers 5.17, accelerate,
+peft, scikit-learn; no datasets, evaluate or jieba, no hfsent, and nothing can be downloaded there), from the
+repository root here (wheels for Python 3.12; jieba has no wheel on PyPI, so one is built from its sdist):
 
     mkdir -p .whl shared && cp -r "$HFSENT_SHARED"/{data,models,corpus} shared/   # ../shared travels as shared/
-    /work/main/.venv/bin/python -m pip download --no-deps -d .whl transformers==5.24.0 tokenizers==0.23.3 \\
-        huggingface_hub==2.4.0 datasets==5.2.0 evaluate==0.4.6 dill==0.4.1 multiprocess==0.70.19 jieba==0.42.1
-    run(command="pip install -q --no-deps .whl/*.whl && HFSENT_SHARED=$PWD/shared python3 bench/bench_gpu.py "
-                "--output $OUT/gpu.json | tail -40", carry=[".whl", "shared"], timeout_s=600)
+    /work/main/.venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+        transformers==5.24.0 tokenizers==0.23.3 huggingface_hub==2.4.0 datasets==5.2.0 evaluate==0.4.6 \
+        dill==0.4.1 multiprocess==0.70.19
+    /work/main/.venv/bin/python -m pip wheel --no-deps -w .whl jieba==0.42.1
+    run(command="pip install -q --no-deps .whl/*.whl && PYTHONPATH=$PWD HFSENT_SHARED=$PWD/shared "
+                "python3 bench/bench_gpu.py --output $OUT/gpu.json 2>&1 | tail -40",
+        carry=[".whl", "shared"], timeout_s=600)
 
 (``.whl/`` is git-ignored; add ``shared/`` to .git/info/exclude.) Not yet timed on a GPU: from issue 13's
 H100 rates the full run (3 seeds x 3 fine-tuning ways x 2 epochs, 3 pretraining ways x 2 shapes) should take
 5-10 minutes; if a call's 10-minute limit bites, run ``--only finetune`` and ``--only pretrain`` in two calls.
 Copy $OUT's JSON to bench/results/gpu-<device>.json.
 
-    python bench/bench_gpu.py --smoke      # tiny shapes, a few steps: runs on a CPU (tests/bench/test_bench_gpu.py)
+    python bench/bench_gpu.py --smoke      # tiny shapes, a few steps: runs on a CPU (about a minute on 2 cores)
 """
 
 from __future__ import annotations
