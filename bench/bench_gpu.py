@@ -59,7 +59,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, SHARED, machine
+from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, SHARED, machine, seed_repro_data
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, TrainerCallback
 
@@ -173,19 +173,6 @@ def rates(samples: int, tokens: int, seconds: float, params: int, peak: float | 
 # ------------------------------------------------------------------------------------------ fine-tuning
 
 
-def finetune_data(args) -> DataArguments:
-    return DataArguments(
-        dataset_name=str(REVIEWS_CSV),
-        max_rows=10_000,
-        test_split_size=0.2,
-        validation_split_size=0.1,
-        split_seed=10,
-        max_length=128,
-        max_train_samples=args.train_rows,
-        max_test_samples=args.test_rows,
-    )
-
-
 def bert_base_config(vocab_size: int, args) -> HfSentConfig:
     config = HfSentConfig(**build_config(config_name=str(BERT_BASE_CHINESE)).to_dict())
     config.vocab_size = vocab_size
@@ -277,7 +264,7 @@ def recipe_finetune(args, seed: int, train_tokens: int, peak) -> dict:
 
 
 def bench_finetune(args, device: torch.device, peak) -> dict:
-    data_args = finetune_data(args)
+    data_args = seed_repro_data(128, max_train_samples=args.train_rows, max_test_samples=args.test_rows)
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
     tokenizer = load_tokenizer(str(BERT_BASE_CHINESE))
     lengths = tokenizer(list(splits["train"]["review"]), truncation=True, max_length=128)["input_ids"]

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import REVIEWS_CSV, ROOT, machine
+from common import ROOT, machine, seed_repro_data
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import TrainerCallback
 
@@ -47,20 +47,6 @@ from hfsent.tokenizer import train_wordpiece_tokenizer
 TINY = "num_hidden_layers=1,hidden_size=16,num_attention_heads=2,intermediate_size=32"
 VOCAB = 2000  # tokenizer_vocab_size (the alphabet of the training texts sets the floor)
 WARMUP_STEPS = 5
-
-
-def seed_repro_data(max_length: int) -> DataArguments:
-    """The seed-repro rows (as bench_finetune.py), validation and test cut to 200 rows."""
-    return DataArguments(
-        dataset_name=str(REVIEWS_CSV),
-        max_rows=10_000,
-        test_split_size=0.2,
-        validation_split_size=0.1,
-        split_seed=10,
-        max_length=max_length,
-        max_eval_samples=200,
-        max_test_samples=200,
-    )
 
 
 def step_ms(ends: list[float]) -> float:
@@ -135,7 +121,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "step-overhead.json")
     args = parser.parse_args()
 
-    data_args = seed_repro_data(args.max_length)
+    data_args = seed_repro_data(args.max_length, max_eval_samples=200, max_test_samples=200)
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
     tokenizer = train_wordpiece_tokenizer(splits["train"]["review"], vocab_size=VOCAB)
     train = dict(
