@@ -30,6 +30,15 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from ..padding import pad_rows, padded_length
 
 IGNORE_INDEX = -100
+# masked_positions are padded to a multiple of this: few distinct shapes for the LM head
+MASKED_POSITIONS_MULTIPLE = 8
+
+
+def masked_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Flat (row-major) indices of ``labels != -100``, padded with -1 to a multiple of `MASKED_POSITIONS_MULTIPLE`."""
+    found = (labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+    size = -(-len(found) // MASKED_POSITIONS_MULTIPLE) * MASKED_POSITIONS_MULTIPLE
+    return torch.cat([found, found.new_full((size - len(found),), -1)])
 
 
 @dataclass
@@ -42,7 +51,12 @@ class MLMCollator(DataCollatorForLanguageModeling):
       selected.
     - Examples that already carry ``labels`` (a pre-masked evaluation set, see `premask`) are
       padded (labels with -100), not masked again.
+    - ``return_masked_positions=True`` adds ``masked_positions``: the flat indices (row-major) of the
+      masked tokens, padded with -1 to a multiple of `MASKED_POSITIONS_MULTIPLE`, found here on the CPU so
+      that `MaskedOnlyBertForMaskedLM` gathers them without a host synchronisation on the GPU.
     """
+
+    return_masked_positions: bool = False
 
     def __post_init__(self) -> None:
         # The parent would take whole_word_mask as its offset-based variant and force
@@ -78,6 +92,8 @@ class MLMCollator(DataCollatorForLanguageModeling):
             batch["input_ids"], batch["labels"] = self.mask_whole_words(batch["input_ids"], word_starts, never)
         else:
             batch["input_ids"], batch["labels"] = self.torch_mask_tokens(batch["input_ids"], special_tokens_mask=never)
+        if self.return_masked_positions:
+            batch["masked_positions"] = masked_positions(batch["labels"])
         return batch
 
     def _pad(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -147,4 +163,4 @@ def premask(dataset: Dataset, collator: MLMCollator, seed: int, batch_size: int 
     )
 
 
-__all__ = ["IGNORE_INDEX", "MLMCollator", "premask"]
+__all__ = ["IGNORE_INDEX", "MASKED_POSITIONS_MULTIPLE", "MLMCollator", "masked_positions", "premask"]

@@ -209,6 +209,7 @@ def run_pretraining(
         random_replace_prob=data_args.random_replace_prob,
         whole_word_mask=data_args.whole_word_mask,
         pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
+        return_masked_positions=True,  # the model gathers them without a host sync per step
     )
     train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
 
