@@ -25,25 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, ZH_MINI_OVERRIDES, machine
+from common import BERT_BASE_CHINESE, ROOT, ZH_MINI_OVERRIDES, machine, seed_repro_data
 from torch.utils.data import DataLoader, TensorDataset
 
 from hfsent import HfSentConfig, HfSentModel
-from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments, finetune
+from hfsent.finetune import HfSentTrainingArguments, ModelArguments, finetune
 from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.finetune.metrics import binary_metrics
 from hfsent.tokenizer import load_tokenizer
-
-
-def seed_repro_data(max_length: int) -> DataArguments:
-    return DataArguments(
-        dataset_name=str(REVIEWS_CSV),
-        max_rows=10_000,
-        test_split_size=0.2,
-        validation_split_size=0.1,
-        split_seed=10,
-        max_length=max_length,
-    )
 
 
 def zh_mini(vocab_size: int, seed: int) -> HfSentModel:

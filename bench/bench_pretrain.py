@@ -73,7 +73,7 @@ class Runner:
         self.model = make_model(config, masked_only, args.seed)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         if masked_only:
-            self.collator = MLMCollator(tokenizer, seed=args.seed)
+            self.collator = MLMCollator(tokenizer, seed=args.seed, return_masked_positions=True)  # as hfsent pretrain
         else:  # the tutorial's collator, as it uses it
             self.collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, seed=args.seed)
         self.batch_size = args.batch_size

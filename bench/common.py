@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from hfsent.finetune import DataArguments
+
 ROOT = Path(__file__).resolve().parents[1]
 # The one setting through which benchmarks reach ../shared.
 SHARED = Path(os.environ.get("HFSENT_SHARED", ROOT.parent / "shared"))
@@ -18,6 +20,20 @@ BERT_BASE_CHINESE = SHARED / "models" / "bert-base-chinese"
 # the one place that defines the shape
 ZH_MINI_RECIPE = ROOT / "recipes" / "pretrain" / "zh-mini.yaml"
 ZH_MINI_OVERRIDES = yaml.safe_load(ZH_MINI_RECIPE.read_text(encoding="utf-8"))["config_overrides"]
+
+
+def seed_repro_data(max_length: int, **limits) -> DataArguments:
+    """The seed-repro rows (recipes/finetune/seed-repro.yaml's split of the shared CSV) at ``max_length``;
+    ``limits``: DataArguments such as ``max_train_samples``, ``max_eval_samples``, ``max_test_samples``."""
+    return DataArguments(
+        dataset_name=str(REVIEWS_CSV),
+        max_rows=10_000,
+        test_split_size=0.2,
+        validation_split_size=0.1,
+        split_seed=10,
+        max_length=max_length,
+        **limits,
+    )
 
 
 def machine() -> str:

@@ -262,3 +262,12 @@ __all__ = [
     "looks_like_local_path",
     "require_columns",
 ]
+
+
+def column_values(dataset: Dataset, name: str) -> list:
+    """The values of column ``name`` of ``dataset`` as a list, read in one query.
+
+    ``list(dataset[name])`` reads row by row in datasets 4+ (a lazy ``Column``): ~40 µs a row, seconds for the
+    review data; a slice reads the column at once (~10x faster).
+    """
+    return dataset[name][:]

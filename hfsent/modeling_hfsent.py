@@ -28,14 +28,20 @@ _LOADING_LOGGER = "transformers.modeling_utils"
 def validate_binary_labels(labels: torch.Tensor) -> torch.Tensor:
     """Return ``labels`` as a float tensor of 0/1, or raise a ValueError naming a bad value.
 
-    Accepts integer, float and bool tensors of shape ``(batch,)`` or ``(batch, 1)``.
+    Accepts integer, float and bool tensors of shape ``(batch,)`` or ``(batch, 1)``. On an accelerator, or
+    inside ``torch.compile``, the check runs on the device without waiting for it (no host synchronisation
+    per training step): a bad value fails there as a device-side assertion, with a shorter message.
     """
     flat = labels.reshape(-1)
     if flat.dtype == torch.bool:
         return flat.float()
     flat = flat.float()
-    bad = flat[(flat != 0) & (flat != 1)]
-    if bad.numel():
+    valid = (flat == 0) | (flat == 1)
+    if flat.device.type != "cpu" or torch.compiler.is_compiling():
+        torch._assert_async(valid.all(), "hfsent labels must be 0 (neg) or 1 (pos)")
+        return flat
+    if not bool(valid.all()):
+        bad = flat[~valid]
         raise ValueError(
             f"hfsent labels must be 0 (neg) or 1 (pos); got label value {bad[0].item()!r} "
             f"({bad.numel()} bad value(s) in this batch of {flat.numel()})"
@@ -220,7 +226,8 @@ class HfSentModel(BertPreTrainedModel):
             target = validate_binary_labels(labels).to(z.dtype)
             pos_weight = None
             if self.config.pos_weight is not None:
-                pos_weight = torch.tensor(self.config.pos_weight, dtype=z.dtype, device=z.device)
+                # made on the device (no host-to-device copy per step)
+                pos_weight = torch.full((), self.config.pos_weight, dtype=z.dtype, device=z.device)
             loss = nn.functional.binary_cross_entropy_with_logits(z, target, pos_weight=pos_weight)
 
         return SequenceClassifierOutput(

@@ -185,6 +185,16 @@ class HfSentTrainingArguments(RunTrainingArguments):
             "accepts": at_least(1),
         },
     )
+    pad_to_multiple_of: int | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "Pad each batch's length up to a multiple of this, so that a GPU (torch.compile, CUDA graphs) sees "
+                "few distinct shapes. Default: 16 when training on an accelerator, none on a CPU; 1: none."
+            ),
+            "accepts": at_least(1),
+        },
+    )
     logging_steps: float = field(default=50, metadata={"help": "Log every N steps."})
     report_to: None | str | list[str] = field(  # noqa: RUF036 (same annotation as TrainingArguments)
         default="none", metadata={"help": "none, tensorboard, trackio, ..."}

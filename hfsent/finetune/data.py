@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from ..datasource import DataError, load_splits, require_columns
+from ..datasource import DataError, column_values, load_splits, require_columns
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ def check_columns(raw: DatasetDict, args: DataArguments) -> None:
 
 def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:
     """Drop rows with missing/blank text and (by policy) labels outside {0, 1}; add the ``labels`` column."""
-    texts = list(ds[args.text_column])
-    raw_labels = list(ds[args.label_column])
+    texts = column_values(ds, args.text_column)
+    raw_labels = column_values(ds, args.label_column)
     labels = [normalize_label(v) for v in raw_labels]
     bad = [i for i, y in enumerate(labels) if y is None]
     if bad and args.invalid_labels == "error":
@@ -94,7 +94,7 @@ def deduplicate_indices(texts: list[str], labels: list[int]) -> list[int]:
 
 
 def _deduplicate(ds: Dataset, args: DataArguments, split: str) -> Dataset:
-    keep = deduplicate_indices(list(ds[args.text_column]), list(ds[LABELS_COLUMN]))
+    keep = deduplicate_indices(column_values(ds, args.text_column), column_values(ds, LABELS_COLUMN))
     if len(keep) < len(ds):
         logger.info("split %r: de-duplication dropped %d of %d rows", split, len(ds) - len(keep), len(ds))
     return ds.select(keep)
@@ -126,11 +126,11 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
     splits = {name: clean_split(ds, args, name) for name, ds in raw.items() if name in ("train", "validation", "test")}
     if args.deduplicate:
         splits = {name: _deduplicate(ds, args, name) for name, ds in splits.items()}
-        train_texts = {t.strip() for t in splits["train"][args.text_column]}
+        train_texts = {t.strip() for t in column_values(splits["train"], args.text_column)}
         for name in ("validation", "test"):
             if name in splits:
                 ds = splits[name]
-                keep = [i for i, t in enumerate(ds[args.text_column]) if t.strip() not in train_texts]
+                keep = [i for i, t in enumerate(column_values(ds, args.text_column)) if t.strip() not in train_texts]
                 if len(keep) < len(ds):
                     logger.info("split %r: dropped %d rows whose text is also in train", name, len(ds) - len(keep))
                 splits[name] = ds.select(keep)
@@ -144,11 +144,13 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
 
     train = splits["train"]
     if "test" not in splits and args.test_split_size > 0:
-        train_idx, test_idx = stratified_split(list(train[LABELS_COLUMN]), args.test_split_size, args.split_seed)
+        labels = column_values(train, LABELS_COLUMN)
+        train_idx, test_idx = stratified_split(labels, args.test_split_size, args.split_seed)
         splits["test"] = train.select(test_idx)
         train = train.select(train_idx)
     if "validation" not in splits and args.validation_split_size > 0:
-        train_idx, val_idx = stratified_split(list(train[LABELS_COLUMN]), args.validation_split_size, args.split_seed)
+        labels = column_values(train, LABELS_COLUMN)
+        train_idx, val_idx = stratified_split(labels, args.validation_split_size, args.split_seed)
         splits["validation"] = train.select(val_idx)
         train = train.select(train_idx)
     splits["train"] = train
@@ -161,7 +163,7 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
     for name, ds in splits.items():
         if len(ds) == 0:
             raise DataError(f"split {name!r} of {args.dataset_name!r} is empty after cleaning and splitting")
-        positives = int(np.sum(ds[LABELS_COLUMN]))
+        positives = int(np.sum(column_values(ds, LABELS_COLUMN)))
         logger.info("%s: %d rows, %.1f%% positive", name, len(ds), 100 * positives / len(ds))
         if positives in (0, len(ds)):
             counts = f"{len(ds) - positives} with label 0, {positives} with label 1"

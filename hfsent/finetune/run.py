@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from transformers import (
-    DataCollatorWithPadding,
     EarlyStoppingCallback,
     TrainerCallback,
     set_seed,
@@ -26,6 +25,7 @@ from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, recipe_to_dict, 
 from ..runs import (
     TOKENIZER_DIR,
     RecipeCheckpointCallback,
+    accelerator_available,
     claim_output_dir,
     identity_keys,
     resolve_resume_checkpoint,
@@ -34,6 +34,7 @@ from ..runs import (
 from ..tokenizer import fit_tokenizer_to_model
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
+from .collator import PaddingCollator, pad_multiple_for
 from .data import load_raw_dataset, prepare_splits, tokenize_splits
 from .metrics import binary_metrics, compute_metrics, prefixed, probabilities_from_logits, tune_threshold
 from .plots import save_evaluation_plots, save_training_curves
@@ -126,8 +127,11 @@ def finetune(
         train_dataset=tokenized["train"],
         eval_dataset=tokenized.get("validation"),
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(
-            tokenizer, pad_to_multiple_of=8 if training_args.use_cpu is False else None
+        data_collator=PaddingCollator(
+            tokenizer,
+            pad_to_multiple_of=pad_multiple_for(
+                not training_args.use_cpu and accelerator_available(), training_args.pad_to_multiple_of
+            ),
         ),
         compute_metrics=compute_metrics,
         callbacks=callbacks,

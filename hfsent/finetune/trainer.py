@@ -14,6 +14,7 @@ from transformers.trainer_utils import has_length
 
 from ..arguments import build_config
 from ..configuration_hfsent import HfSentConfig
+from ..datasource import column_values
 from ..modeling_hfsent import HfSentModel, give_default_mode
 from ..recipe import RecipeError
 from ..runs import TOKENIZER_DIR
@@ -146,10 +147,11 @@ class HfSentTrainer(Trainer):
         ):
             return super()._get_train_sampler(train_dataset)
         if self.args.length_column_name in dataset.column_names:
-            lengths = list(dataset[self.args.length_column_name])
+            lengths = column_values(dataset, self.args.length_column_name)
         else:
-            lengths = [len(ids) for ids in dataset["input_ids"]]
-        labels = [int(y) for y in dataset[LABELS_COLUMN]] if LABELS_COLUMN in dataset.column_names else None
+            lengths = [len(ids) for ids in column_values(dataset, "input_ids")]
+        has_labels = LABELS_COLUMN in dataset.column_names
+        labels = [int(y) for y in column_values(dataset, LABELS_COLUMN)] if has_labels else None
         step = self.args.train_batch_size * self.args.gradient_accumulation_steps * max(1, self.args.world_size)
         return LengthGroupedStepSampler(
             lengths, step, labels, group_steps=self.args.length_group_steps, seed=self.args.seed

@@ -27,16 +27,18 @@ from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling
 from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 
+from ..padding import pad_rows, padded_length
+
 IGNORE_INDEX = -100
+# masked_positions are padded to a multiple of this: few distinct shapes for the LM head
+MASKED_POSITIONS_MULTIPLE = 8
 
 
-def pad_rows(rows: list[list[int]], value: int, length: int | None = None) -> torch.Tensor:
-    """Right-pad integer rows with ``value`` to ``length`` (default: the longest) into a long tensor."""
-    length = max(len(r) for r in rows) if length is None else length
-    out = torch.full((len(rows), length), value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return out
+def masked_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Flat (row-major) indices of ``labels != -100``, padded with -1 to a multiple of `MASKED_POSITIONS_MULTIPLE`."""
+    found = (labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+    size = -(-len(found) // MASKED_POSITIONS_MULTIPLE) * MASKED_POSITIONS_MULTIPLE
+    return torch.cat([found, found.new_full((size - len(found),), -1)])
 
 
 @dataclass
@@ -49,7 +51,12 @@ class MLMCollator(DataCollatorForLanguageModeling):
       selected.
     - Examples that already carry ``labels`` (a pre-masked evaluation set, see `premask`) are
       padded (labels with -100), not masked again.
+    - ``return_masked_positions=True`` adds ``masked_positions``: the flat indices (row-major) of the
+      masked tokens, padded with -1 to a multiple of `MASKED_POSITIONS_MULTIPLE`, found here on the CPU so
+      that `MaskedOnlyBertForMaskedLM` gathers them without a host synchronisation on the GPU.
     """
+
+    return_masked_positions: bool = False
 
     def __post_init__(self) -> None:
         # The parent would take whole_word_mask as its offset-based variant and force
@@ -67,9 +74,7 @@ class MLMCollator(DataCollatorForLanguageModeling):
         examples = [e if isinstance(e, Mapping) else {"input_ids": e} for e in examples]
         extra = {key: [e[key] for e in examples] for key in ("labels", "word_starts") if key in examples[0]}
         features = [{k: v for k, v in e.items() if k not in extra} for e in examples]
-        batch = pad_without_fast_tokenizer_warning(
-            self.tokenizer, features, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of
-        )
+        batch = self._pad(features)
         length = batch["input_ids"].shape[1]
         if "labels" in extra:
             batch["labels"] = pad_rows(extra["labels"], IGNORE_INDEX, length)
@@ -87,7 +92,25 @@ class MLMCollator(DataCollatorForLanguageModeling):
             batch["input_ids"], batch["labels"] = self.mask_whole_words(batch["input_ids"], word_starts, never)
         else:
             batch["input_ids"], batch["labels"] = self.torch_mask_tokens(batch["input_ids"], special_tokens_mask=never)
+        if self.return_masked_positions:
+            batch["masked_positions"] = masked_positions(batch["labels"])
         return batch
+
+    def _pad(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """``tokenizer.pad``'s batch (``input_ids`` and ``attention_mask``); rows of token-id lists alone (hfsent's
+        packed blocks) are padded by `pad_rows`, anything else by the tokenizer."""
+        if self.tokenizer.padding_side == "right" and all(
+            f.keys() == {"input_ids"} and isinstance(f["input_ids"], list) for f in features
+        ):
+            rows = [f["input_ids"] for f in features]
+            length = padded_length(rows, self.pad_to_multiple_of)
+            return {
+                "input_ids": pad_rows(rows, self.tokenizer.pad_token_id, length),
+                "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, length),
+            }
+        return pad_without_fast_tokenizer_warning(
+            self.tokenizer, features, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of
+        )
 
     def mask_whole_words(
         self, inputs: torch.Tensor, word_starts: torch.Tensor, never: torch.Tensor
@@ -140,4 +163,4 @@ def premask(dataset: Dataset, collator: MLMCollator, seed: int, batch_size: int 
     )
 
 
-__all__ = ["IGNORE_INDEX", "MLMCollator", "pad_rows", "premask"]
+__all__ = ["IGNORE_INDEX", "MASKED_POSITIONS_MULTIPLE", "MLMCollator", "masked_positions", "premask"]

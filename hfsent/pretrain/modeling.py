@@ -46,9 +46,15 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> MaskedLMOutput:
-        """Masked-only loss with ``labels``; the stock full-vocabulary logits without."""
+        """Masked-only loss with ``labels``; the stock full-vocabulary logits without.
+
+        ``masked_positions`` (from `MLMCollator` with ``return_masked_positions``: flat indices of the masked
+        tokens, padded with -1) gathers those rows without finding them on the device, so no host
+        synchronisation per step; ``logits`` then has a row per entry, padding rows included.
+        """
         outputs = run_encoder(
             self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
@@ -57,6 +63,17 @@ class MaskedOnlyBertForMaskedLM(BertForMaskedLM):
                 logits=self.cls(outputs.last_hidden_state),
                 hidden_states=outputs.hidden_states,
                 attentions=outputs.attentions,
+            )
+        if masked_positions is not None:
+            rows = masked_positions.clamp(min=0)
+            hidden = outputs.last_hidden_state.flatten(0, 1).index_select(0, rows)
+            logits = self.cls(hidden)
+            targets = labels.reshape(-1).index_select(0, rows).masked_fill(masked_positions < 0, IGNORE_INDEX)
+            total = nn.functional.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+            # the mean over the masked tokens; 0 (still in the graph) when nothing is masked
+            loss = total / (targets != IGNORE_INDEX).sum().clamp(min=1)
+            return MaskedLMOutput(
+                loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
             )
         selected = labels != IGNORE_INDEX
         logits = self.cls(outputs.last_hidden_state[selected])

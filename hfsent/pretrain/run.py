@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from ..arguments import build_config
 from ..cards import render_pretrained_encoder_card, write_card
@@ -168,7 +168,10 @@ def prepare_datasets(
 
 
 def run_pretraining(
-    model_args: PretrainModelArguments, data_args: PretrainDataArguments, training_args: TrainingArguments
+    model_args: PretrainModelArguments,
+    data_args: PretrainDataArguments,
+    training_args: TrainingArguments,
+    callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
     """Pretrain (or continue pretraining) a BERT with MLM; save a standard BertForMaskedLM checkpoint.
 
@@ -176,7 +179,7 @@ def run_pretraining(
     fine-tuning recipe's ``model_name_or_path`` load it), the tokenizer (``model_max_length`` set),
     ``all_results.json`` (train metrics and held-out ``eval_loss``/``eval_perplexity``/
     ``eval_accuracy``; ``init_eval_*`` with ``evaluate_before_training``) and ``recipe.yaml`` (every
-    argument's final value). Returns the metrics.
+    argument's final value). ``callbacks`` are added to the Trainer's. Returns the metrics.
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
@@ -206,6 +209,7 @@ def run_pretraining(
         random_replace_prob=data_args.random_replace_prob,
         whole_word_mask=data_args.whole_word_mask,
         pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
+        return_masked_positions=True,  # the model gathers them without a host sync per step
     )
     train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
 
@@ -220,7 +224,7 @@ def run_pretraining(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        callbacks=[RecipeCheckpointCallback(model_args, data_args, training_args)],
+        callbacks=[*(callbacks or []), RecipeCheckpointCallback(model_args, data_args, training_args)],
     )
     results: dict[str, dict[str, Any]] = {}  # by split: what {split}_results.json holds, saved with the model
     if model_args.evaluate_before_training and eval_set is not None:

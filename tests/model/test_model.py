@@ -153,3 +153,26 @@ def test_label_outside_0_1_is_rejected(zh_tokenizer, reviews, bad):
     labels = torch.tensor([1, bad, 0], dtype=torch.float if isinstance(bad, float) else torch.long)
     with pytest.raises(ValueError, match=rf"label value {float(bad)!r}"):
         model(**batch, labels=labels)
+
+
+@pytest.mark.parametrize("pos_weight", [None, 3.0])
+def test_training_step_compiles_as_one_graph(zh_tokenizer, reviews, pos_weight):
+    """A training step has no host synchronisation of hfsent's own: ``torch.compile(fullgraph=True)`` takes the
+    forward with labels whole (a data-dependent branch, as a label check that reads a value back, breaks the
+    graph), with the same loss and gradients as eager; a bad label still fails inside the compiled step."""
+    batch = zh_tokenizer(reviews, padding=True, return_tensors="pt")
+    labels = torch.tensor([1] * 6 + [0] * 6)
+    torch.manual_seed(0)
+    model = hfsent.HfSentModel(tiny_config(len(zh_tokenizer), pos_weight=pos_weight)).eval()
+    eager = model(**batch, labels=labels).loss
+    eager.backward()
+    eager_grad = model.classifier.weight.grad.clone()
+    model.zero_grad()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(**batch, labels=labels).loss
+    loss.backward()
+    assert loss.item() == pytest.approx(eager.item(), rel=1e-5)
+    torch.testing.assert_close(model.classifier.weight.grad, eager_grad)
+    with pytest.raises(RuntimeError, match="labels must be 0"):
+        compiled(**batch, labels=torch.tensor([2] * 12))
