@@ -1,4 +1,5 @@
-"""Micro-batching for the server: one worker thread scores the texts of many requests, fairly.
+"""Micro-batching for the server: worker threads (one per batch the backend runs at once) score the texts of many
+requests, fairly.
 
 Requests that arrive together share a length-sorted model call; a large request is taken in chunks, in turn
 with the others, so a one-text request never waits for the whole of a large one (`MicroBatcher`).
@@ -25,14 +26,19 @@ DEFAULT_TOKENS_PER_TEXT_CAP = 512
 
 @dataclass(eq=False)
 class _Job:
-    """One request in the batcher: its texts, how many have been handed to the model, and their P(pos)."""
+    """One request in the batcher: its texts (shortest first), how many have been handed to the model, and their
+    P(pos) in that order; ``order[k]`` is the request's index of ``texts[k]``."""
 
     texts: Sequence[str]
+    order: list[int]
     max_length: int | None
     future: Future
     taken: int = 0
     scored: int = 0
-    probabilities: list[float] = field(default_factory=list)
+    probabilities: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.probabilities = [0.0] * len(self.texts)
 
     @property
     def left(self) -> int:
@@ -40,11 +46,11 @@ class _Job:
 
 
 class MicroBatcher:
-    """Scores the texts of many requests on one worker thread, batching requests that arrive together.
+    """Scores the texts of many requests on worker threads (one per backend ``workers``: while one call finishes,
+    the next is under way), batching requests that arrive together.
 
     Each model call takes up to ``max_batch_size`` texts and about ``max_batch_size * TOKENS_PER_TEXT``
-    tokens for each of the backend's ``workers`` (the batches it runs at once; estimated from the characters;
-    all texts with the same ``max_length``) from the queued requests,
+    tokens (estimated from the characters; all texts with the same ``max_length``) from the queued requests,
     shared fairly: one text from each request in turn, the oldest first, and a request that still has texts
     left goes to the back of the queue. A large request is so scored in short chunks between which small
     ones get their turn: a one-text request waits for about one model call, not for the whole of a
@@ -64,17 +70,21 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
-        workers = getattr(backend, "workers", 1)  # the backend splits a call into this many concurrent batches
-        self.max_texts = max_batch_size * workers
-        self.max_tokens = max_batch_size * TOKENS_PER_TEXT * workers
+        self.max_texts = max_batch_size
+        self.max_tokens = max_batch_size * TOKENS_PER_TEXT
         self._queue: collections.deque[_Job] = collections.deque()
         self._queued_texts = 0
         self._incoming = 0
         self._closed = False
         self._cond = threading.Condition()
         self.stats = {"requests": 0, "batches": 0, "texts": 0}  # written by the worker thread only
-        self._thread = threading.Thread(target=self._run, name="hfsent-batcher", daemon=True)
-        self._thread.start()
+        # One thread per batch the backend runs at once: while one call finishes, the next is under way.
+        self._threads = [
+            threading.Thread(target=self._run, name=f"hfsent-batcher-{i}", daemon=True)
+            for i in range(getattr(backend, "workers", 1))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @contextmanager
     def incoming(self) -> Iterator[None]:
@@ -98,7 +108,10 @@ class MicroBatcher:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._queue.append(_Job(texts, max_length or self.max_length, future))
+            # Shortest first: a large request's chunks then hold texts of like length, which pad little, and
+            # what it adds to the calls it shares with small requests is short.
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            self._queue.append(_Job([texts[i] for i in order], order, max_length or self.max_length, future))
             self._queued_texts += len(texts)
             self._cond.notify_all()
         return future
@@ -133,11 +146,18 @@ class MicroBatcher:
 
     def _shares(self, jobs: list[_Job], max_length: int | None) -> dict[_Job, int]:
         """How many texts each job gives the next model call: one text each in turn (arrival order first) until
-        the call holds ``max_texts`` texts or ``max_tokens`` estimated tokens, at least one text."""
+        the call holds ``max_texts`` texts or ``max_tokens`` estimated tokens, at least one text.
+
+        A job's share of a call is also capped at an equal part of ``max_tokens`` (beyond its first text): a large
+        request alone fills whole calls, but beside small ones it adds only its part, so calls stay short and the
+        small requests queued behind them wait less.
+        """
         counts = dict.fromkeys(jobs, 0)
         cap = max_length or DEFAULT_TOKENS_PER_TEXT_CAP
         size = tokens = 0
         active = [job for job in jobs if job.left]
+        share = self.max_tokens // max(1, len(active))
+        used = dict.fromkeys(active, 0)
         while active:
             for job in list(active):
                 index = job.taken + counts[job]
@@ -147,7 +167,11 @@ class MicroBatcher:
                 cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
                 if size and (size == self.max_texts or tokens + cost > self.max_tokens):
                     return counts
+                if counts[job] and used[job] + cost > share:
+                    active.remove(job)
+                    continue
                 counts[job] += 1
+                used[job] += cost
                 size += 1
                 tokens += cost
         return counts
@@ -155,9 +179,10 @@ class MicroBatcher:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             texts = [text for job, start, end in batch for text in job.texts[start:end]]
-            self.stats["requests"] += sum(1 for job, start, _ in batch if start == 0)
-            self.stats["batches"] += 1
-            self.stats["texts"] += len(texts)
+            with self._cond:
+                self.stats["requests"] += sum(1 for job, start, _ in batch if start == 0)
+                self.stats["batches"] += 1
+                self.stats["texts"] += len(texts)
             try:
                 probs = self.backend.positive_probabilities(texts, self.max_batch_size, batch[0][0].max_length)
             except Exception as err:  # one failing batch must not stop the server
@@ -165,11 +190,16 @@ class MicroBatcher:
                 continue
             offset = 0
             for job, start, end in batch:
-                job.probabilities += probs[offset : offset + end - start]
-                job.scored += end - start
+                with self._cond:  # another thread may be scoring another chunk of the same request
+                    job.probabilities[start:end] = probs[offset : offset + end - start]
+                    job.scored += end - start
+                    finished = job.scored == len(job.texts)
                 offset += end - start
-                if job.scored == len(job.texts) and not job.future.done():
-                    job.future.set_result(job.probabilities)
+                if finished and not job.future.done():
+                    in_order = [0.0] * len(job.texts)
+                    for k, i in enumerate(job.order):
+                        in_order[i] = job.probabilities[k]
+                    job.future.set_result(in_order)
 
     def _fail(self, jobs: set[_Job], err: Exception) -> None:
         """Fail ``jobs`` and drop their texts not yet scored."""
@@ -186,4 +216,5 @@ class MicroBatcher:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()

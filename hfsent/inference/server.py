@@ -19,8 +19,9 @@ model read past its last position), and only a bounded prefix of a long text is 
 leaves before its answer is dropped quietly.
 
 Concurrency: one thread per connection (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) parses
-requests; a single `MicroBatcher` thread runs the model, gathering the texts of requests that arrive
-together into one length-sorted batch and taking large requests in chunks, in turn with the others.
+requests; the `MicroBatcher`'s threads (one per batch the backend runs at once) run the model, gathering the texts
+of requests that arrive together into length-sorted batches and taking large requests in chunks (shortest texts
+first), in turn with the others.
 """
 
 from __future__ import annotations
