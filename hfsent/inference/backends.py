@@ -89,8 +89,7 @@ def load_backend(name_or_path: str, backend: str | None = None, threads: int | N
 
     For ``"onnx"``, ``name_or_path`` is a folder written by ``hfsent export --onnx`` or one ``.onnx``
     file in it (see `OnnxBackend`). ``threads``: how many batches run at once on the CPU, each on one core
-    (default: one per available CPU); for torch on a CPU with more than one, this sets the process-wide
-    ``torch.set_num_threads(1)`` (see `TorchBackend`).
+    (default: one per available CPU; see `TorchBackend` and `OnnxBackend`).
     """
     if backend is None:
         backend = detect_backend(name_or_path)
@@ -107,9 +106,10 @@ class TorchBackend:
 
     Args:
         model, tokenizer: the loaded model and its tokenizer.
-        workers: on a CPU, how many batches run at once, each on one core. With more than one, PyTorch's
-            intra-op threads are set to 1 for the process (``torch.set_num_threads``): as for `OnnxBackend`,
-            a small model's ops are too short to share well between cores. Ignored on an accelerator.
+        workers: on a CPU, how many batches run at once, each on one core: with more than one, batches run on
+            a pool of threads that each run PyTorch on one intra-op thread (as for `OnnxBackend`, a small model's
+            ops are too short to share well between cores, and one thread per batch holds up on a busy
+            machine). The calling thread keeps its own setting. Ignored on an accelerator.
     """
 
     name = "torch"
@@ -119,9 +119,13 @@ class TorchBackend:
         self.tokenizer = tokenizer
         self.config = model.config
         self.workers = workers if model.device.type == "cpu" else 1
+        self._pool = None
         if self.workers > 1:
-            torch.set_num_threads(1)
-        self._pool = ThreadPoolExecutor(self.workers, "hfsent-torch") if self.workers > 1 else None
+            torch.get_num_threads()  # fixes the calling thread's intra-op setting before the pool's threads change
+            # the default that threads started later inherit
+            self._pool = ThreadPoolExecutor(
+                self.workers, "hfsent-torch", initializer=torch.set_num_threads, initargs=(1,)
+            )
 
     @torch.inference_mode()
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
