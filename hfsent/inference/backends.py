@@ -101,7 +101,29 @@ def load_backend(name_or_path: str, backend: str | None = None, threads: int | N
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-class TorchBackend:
+class _BatchedBackend:
+    """What the backends share: P(pos) by `batched_positive_probabilities` over the backend's ``_logits``, its
+    batches run ``workers`` at once on ``_pool`` (None: one at a time)."""
+
+    tokenizer: PreTrainedTokenizerBase
+    config: PretrainedConfig
+    workers: int
+    _pool: ThreadPoolExecutor | None
+
+    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def positive_probabilities(
+        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
+    ) -> list[float]:
+        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
+        limit = max_input_length(self.tokenizer, self.config, max_length)
+        return batched_positive_probabilities(
+            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
+        )
+
+
+class TorchBackend(_BatchedBackend):
     """An `InferenceBackend` running a loaded hfsent `PreTrainedModel` with PyTorch.
 
     Args:
@@ -134,15 +156,6 @@ class TorchBackend:
         logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
         return logits[:, 1].float().cpu().numpy()
 
-    def positive_probabilities(
-        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
-    ) -> list[float]:
-        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
-        limit = max_input_length(self.tokenizer, self.config, max_length)
-        return batched_positive_probabilities(
-            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
-        )
-
 
 def resolve_onnx_file(path: str | Path) -> Path:
     """The ONNX graph to run for ``path``: the file itself, or in a folder ``model_int8.onnx`` when it
@@ -159,7 +172,7 @@ def resolve_onnx_file(path: str | Path) -> Path:
     )
 
 
-class OnnxBackend:
+class OnnxBackend(_BatchedBackend):
     """An `InferenceBackend` running an exported hfsent model with ONNX Runtime (CPU).
 
     Args:
@@ -200,15 +213,6 @@ class OnnxBackend:
         if "token_type_ids" in self._input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         return self.session.run(None, feed)[0][:, 1]
-
-    def positive_probabilities(
-        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
-    ) -> list[float]:
-        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
-        limit = max_input_length(self.tokenizer, self.config, max_length)
-        return batched_positive_probabilities(
-            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
-        )
 
 
 __all__ = [
