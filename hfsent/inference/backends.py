@@ -42,7 +42,7 @@ class InferenceBackend(Protocol):
     name: str
     config: PretrainedConfig
     tokenizer: PreTrainedTokenizerBase
-    workers: int  # how many batches a call runs at once (a server gives each call this many batches' worth)
+    workers: int  # how many batches run at once (the server runs one batching thread per worker)
 
     def positive_probabilities(
         self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None

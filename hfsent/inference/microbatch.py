@@ -70,7 +70,6 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
-        self.max_texts = max_batch_size
         self.max_tokens = max_batch_size * TOKENS_PER_TEXT
         self._queue: collections.deque[_Job] = collections.deque()
         self._queued_texts = 0
@@ -124,7 +123,7 @@ class MicroBatcher:
             if not self._queue:
                 return None
             deadline = time.monotonic() + self.max_wait
-            while self._queued_texts < self.max_texts and self._incoming and not self._closed:
+            while self._queued_texts < self.max_batch_size and self._incoming and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -146,7 +145,7 @@ class MicroBatcher:
 
     def _shares(self, jobs: list[_Job], max_length: int | None) -> dict[_Job, int]:
         """How many texts each job gives the next model call: one text each in turn (arrival order first) until
-        the call holds ``max_texts`` texts or ``max_tokens`` estimated tokens, at least one text.
+        the call holds ``max_batch_size`` texts or ``max_tokens`` estimated tokens, at least one text.
 
         A job's share of a call is also capped at an equal part of ``max_tokens`` (beyond its first text): a large
         request alone fills whole calls, but beside small ones it adds only its part, so calls stay short and the
@@ -165,7 +164,7 @@ class MicroBatcher:
                     active.remove(job)
                     continue
                 cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
-                if size and (size == self.max_texts or tokens + cost > self.max_tokens):
+                if size and (size == self.max_batch_size or tokens + cost > self.max_tokens):
                     return counts
                 if counts[job] and used[job] + cost > share:
                     active.remove(job)
