@@ -7,7 +7,8 @@ each request from send to parsed answer. The clients run on the same 2 cores as 
 
 Run: python bench/bench_serve.py   (reads $HFSENT_SHARED, default ../shared; ~2 minutes on 2 cores)
 
-Mixed load (issue 12 acceptance 3): python bench/bench_serve.py --mixed [--backends torch onnx]
+Mixed load (issue 12 acceptance 3): python bench/bench_serve.py --mixed [--backends torch onnx-fp32 onnx]
+("onnx" serves the export's int8 graph, "onnx-fp32" its model.onnx; --serve-args passes more `hfsent serve` options)
 64 clients each send 50 one-review requests while one more client keeps sending requests of 10,000 reviews;
 every answer is checked against `hfsent.predict` with the same backend in this process, and the one-review
 requests' p50/p99 are reported (results in bench/results/serve-mixed.json).
@@ -162,22 +163,26 @@ def main_mixed(args: argparse.Namespace) -> None:
 
     texts, train_rows = reviews()
     model_dir = prepare_model(train_rows, args.train_steps)
-    folders = {"torch": model_dir, "onnx": prepare_onnx(model_dir) if "onnx" in args.backends else None}
+    onnx_dir = prepare_onnx(model_dir) if any(b.startswith("onnx") for b in args.backends) else None
+    # "onnx" serves the export folder (its int8 graph), "onnx-fp32" the folder's unquantized model.onnx
+    folders = {"torch": model_dir, "onnx": onnx_dir, "onnx-fp32": onnx_dir and onnx_dir / "model.onnx"}
+    titles = {"torch": "torch", "onnx": "ONNX int8", "onnx-fp32": "ONNX fp32"}
     results = []
-    for backend in args.backends:
-        local = load_backend(str(folders[backend]), backend, 1)
+    for name in args.backends:
+        backend = "onnx" if name.startswith("onnx") else "torch"
+        local = load_backend(str(folders[name]), backend, 1)
         reference = dict(zip(texts, hfsent.predict(texts, local), strict=True))
         del local
-        extra = ["--max-body-bytes", str(64 << 20), "--max-inputs", str(args.big)]
-        proc, url = start_server(folders[backend], backend, args.threads, *extra)
+        extra = ["--max-body-bytes", str(64 << 20), "--max-inputs", str(args.big), *args.serve_args.split()]
+        proc, url = start_server(folders[name], backend, args.threads, *extra)
         try:
             load(url, texts[-50:], 2, 50)  # warm-up
             load_before = os.getloadavg()
             # int8: dynamic quantization scales activations per batch, so a score depends on its batch (~1e-3)
-            tolerance = 1e-4 if backend == "torch" else 1e-2
+            tolerance = 1e-2 if name == "onnx" else 1e-4
             result = mixed(url, texts, reference, args.clients, args.requests_each, args.big, tolerance)
             result["score_tolerance"] = tolerance
-            result = {"backend": "torch" if backend == "torch" else "ONNX int8", **result}
+            result = {"backend": titles[name], **result}
             result["load_average"] = [list(load_before), list(os.getloadavg())]
             results.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "big_request_seconds"}), flush=True)
@@ -205,7 +210,7 @@ def main_mixed(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixed", action="store_true", help="the mixed load of issue 12 (see above)")
-    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx", "onnx-fp32"], default=["torch", "onnx"])
     parser.add_argument("--clients", type=int, default=64, help="--mixed: one-text clients")
     parser.add_argument("--requests-each", type=int, default=50, help="--mixed: requests per one-text client")
     parser.add_argument("--big", type=int, default=10_000, help="--mixed: texts per large request")
@@ -213,6 +218,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=None, help="model threads (default: one per core)")
+    parser.add_argument("--serve-args", default="", help="--mixed: more `hfsent serve` options, e.g. '--batch-size 16'")
     parser.add_argument("--output", type=Path, default=None, help="default bench/results/serve[-mixed].json")
     args = parser.parse_args()
     if args.output is None:

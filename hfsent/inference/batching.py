@@ -30,25 +30,70 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# What one more batch costs, in padded tokens: a forward pass's fixed work (Python and op dispatch). Measured on
+# one core (BERT L4-H256, torch): 5 ms a forward beside 0.11 ms a token, so one batch costs about 48 tokens.
+# `length_sorted_batches` weighs padding against it.
+BATCH_COST_TOKENS = 48
+# Up to this many texts `length_sorted_batches` finds the split with the least padding (a server's call, a
+# small file); beyond it, length-sorted batches filled in turn already pad little.
+OPTIMAL_SPLIT_MAX_TEXTS = 4096
+
+
 def length_sorted_batches(
     lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
 ) -> Iterator[list[int]]:
     """Yield index batches in order of decreasing length, so padding within a batch is minimal.
 
-    With ``max_tokens``, a batch also stops growing before ``len(batch) * longest`` would exceed it, so
-    long texts run in smaller batches (the activations of a batch stay in cache); a batch always holds
-    at least one text.
+    A batch holds at most ``batch_size`` texts and, with ``max_tokens``, at most ``max_tokens`` padded tokens
+    (``len(batch) * longest``; long texts run in smaller batches whose activations stay in cache); it always
+    holds at least one text. Up to `OPTIMAL_SPLIT_MAX_TEXTS` texts, the sorted texts are cut where the padded
+    tokens plus `BATCH_COST_TOKENS` per batch are fewest (a few dozen texts of mixed lengths, as a server's
+    call holds, otherwise pad to 1.4-1.6 times their tokens); beyond that, batches are filled in turn.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    widths = [max(1, lengths[i]) for i in order]
+    if len(order) <= OPTIMAL_SPLIT_MAX_TEXTS:
+        sizes = _least_padding_sizes(widths, batch_size, max_tokens)
+    else:
+        sizes = _filled_sizes(widths, batch_size, max_tokens)
     start = 0
-    while start < len(order):
-        size = batch_size
-        if max_tokens is not None:
-            size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))
+    for size in sizes:
         yield order[start : start + size]
         start += size
+
+
+def _filled_sizes(widths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[int]:
+    """Batch sizes for ``widths`` (decreasing): each batch as full as the limits allow, in turn."""
+    sizes, start = [], 0
+    while start < len(widths):
+        size = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // widths[start]))
+        size = min(size, len(widths) - start)
+        sizes.append(size)
+        start += size
+    return sizes
+
+
+def _least_padding_sizes(widths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[int]:
+    """Batch sizes for ``widths`` (decreasing) with the fewest padded tokens + `BATCH_COST_TOKENS` per batch
+    (dynamic programming over where the batches end)."""
+    n = len(widths)
+    best = [0] + [None] * n  # best[j]: least cost of the first j texts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - batch_size), j):  # batch = texts i..j-1, padded to widths[i]
+            padded = widths[i] * (j - i)
+            if max_tokens is not None and padded > max_tokens and j - i > 1:
+                continue
+            cost = best[i] + padded + BATCH_COST_TOKENS
+            if best[j] is None or cost < best[j]:
+                best[j], cut[j] = cost, i
+    sizes, j = [], n
+    while j:
+        sizes.append(j - cut[j])
+        j = cut[j]
+    return sizes[::-1]
 
 
 def max_input_length(
@@ -108,6 +153,7 @@ def batched_positive_probabilities(
 
 
 __all__ = [
+    "BATCH_COST_TOKENS",
     "TOKENS_PER_TEXT",
     "available_cpus",
     "batched_positive_probabilities",

@@ -145,6 +145,18 @@ def test_length_sorted_batches_respect_the_token_budget():
     assert all(len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1 for b in batches)
 
 
+def test_a_few_dozen_texts_of_mixed_lengths_are_cut_into_batches_that_pad_little():
+    # a server's model call: reviews of 3 to 300 tokens; filled in turn, batches of up to 16 pad them to ~1.5x
+    lengths = [int(3 * 1.1**k) for k in range(49)][::-1] * 2
+    batches = list(length_sorted_batches(lengths, batch_size=16, max_tokens=1024))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 16 and (len(b) * max(lengths[i] for i in b) <= 1024 or len(b) == 1) for b in batches)
+    widths = [max(lengths[i] for i in b) for b in batches]
+    assert widths == sorted(widths, reverse=True)  # longest first
+    padded = sum(w * len(b) for w, b in zip(widths, batches, strict=True))
+    assert padded / sum(lengths) < 1.15
+
+
 @pytest.mark.parametrize(
     ("input_name", "output_name", "extra", "message"),
     [
