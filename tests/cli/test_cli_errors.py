@@ -184,7 +184,9 @@ def test_a_full_disk_at_pretrainings_final_save_leaves_no_half_written_output(tm
 
 
 def test_ctrl_c_exits_130_with_the_resume_command(tmp_path, tokenizer_dir, review_csv, capsys):
-    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=100)
+    # no early stopping: the tiny model fits the data in 4 epochs (under a second), and a run that ended before the
+    # Ctrl-C would pass nothing on to test
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=100, early_stopping_patience=None)
     out = tmp_path / "out"
 
     def press_ctrl_c_after_the_first_checkpoint() -> None:
