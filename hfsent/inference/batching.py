@@ -82,12 +82,13 @@ def _least_padding_sizes(widths: Sequence[int], batch_size: int, max_tokens: int
     best = [0] + [None] * n  # best[j]: least cost of the first j texts
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
-        for i in range(max(0, j - batch_size), j):  # batch = texts i..j-1, padded to widths[i]
+        # batch = texts i..j-1, padded to widths[i]; going back, it only grows, so stop at the first over budget
+        for i in range(j - 1, max(0, j - batch_size) - 1, -1):
             padded = widths[i] * (j - i)
             if max_tokens is not None and padded > max_tokens and j - i > 1:
-                continue
+                break
             cost = best[i] + padded + BATCH_COST_TOKENS
-            if best[j] is None or cost < best[j]:
+            if best[j] is None or cost <= best[j]:  # on a tie, the longer batch (as the forward scan chose)
                 best[j], cut[j] = cost, i
     sizes, j = [], n
     while j:
