@@ -17,8 +17,9 @@
 6. Print a table per evaluation (mean and standard deviation over the seeds) and write ``<work>/results.json``.
 
 Runs go in parallel (``--jobs``); the random-init arms start at once, the others when their encoder is
-pretrained. Sized for one GPU (about 6 minutes on an H200 with the default encoders); on 2 CPU cores it takes
-hours. ``--smoke`` runs every step on a few rows and steps, to check the plumbing on a CPU in a few minutes.
+pretrained. Sized for one GPU: 342.5 s on an H200 (16 CPU cores, 8 runs at a time) with the default encoders,
+seeds and evaluations; on 2 CPU cores it takes hours. Results and their reading: docs/benchmarks.md.
+``--smoke`` runs every step on a few rows and steps, to check the plumbing on a CPU in a few minutes.
 
     python bench/pretrain_quality.py                         # everything, to outputs/pretrain-quality
     python bench/pretrain_quality.py --encoders zh-mini --seeds 1 2 3 --jobs 8
