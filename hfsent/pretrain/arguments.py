@@ -45,6 +45,25 @@ class PretrainDataArguments:
         default_factory=lambda: ["text"],
         metadata={"help": "Text column: one name for all sources, or one per source (text files have 'text')."},
     )
+    exclude_texts: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Files (or Hub datasets) of texts to keep out of the corpus, such as the test split you will "
+            "evaluate on: a document equal to one of them, or containing one of exclude_min_chars characters or "
+            "more, is dropped (compared without whitespace); the counts go to all_results.json."
+        },
+    )
+    exclude_text_column: str = field(
+        default="review",
+        metadata={"help": "Column of the exclude_texts files holding the texts (text files: each line)."},
+    )
+    exclude_min_chars: int = field(
+        default=10,
+        metadata={
+            "help": "Shortest excluded text also looked for inside longer documents (shorter: whole documents only).",
+            "accepts": at_least(1),
+        },
+    )
     source_mixing: str = field(
         default="concatenate",
         metadata={
@@ -118,6 +137,8 @@ class PretrainDataArguments:
             self.text_column = [self.text_column]
         if isinstance(self.dataset_config_name, str):
             self.dataset_config_name = [self.dataset_config_name]
+        if isinstance(self.exclude_texts, str):
+            self.exclude_texts = [self.exclude_texts]
         if not self.dataset_name:
             raise RecipeError("dataset_name is empty: name at least one corpus file, folder or Hub dataset")
         n = len(self.dataset_name)

@@ -127,9 +127,13 @@ def prepare_datasets(
     training_args: TrainingArguments,
     collator: MLMCollator,
     cache_dir: str | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[Dataset, Dataset | None]:
-    """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split."""
-    corpus = load_corpus(data_args, seed=training_args.seed, cache_dir=cache_dir)
+    """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split.
+
+    ``stats`` (if given) gets the counts of documents left out for ``exclude_texts`` (see `load_corpus`).
+    """
+    corpus = load_corpus(data_args, seed=training_args.seed, cache_dir=cache_dir, stats=stats)
     with training_args.main_process_first(desc="corpus tokenization"):
         # Long documents in pieces first: no document is ever tokenized whole (memory bounded by the piece)
         corpus = corpus.map(
@@ -211,7 +215,10 @@ def run_pretraining(
         pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
         return_masked_positions=True,  # the model gathers them without a host sync per step
     )
-    train_set, eval_set = prepare_datasets(data_args, tokenizer, training_args, collator, model_args.cache_dir)
+    exclusion: dict[str, int] = {}
+    train_set, eval_set = prepare_datasets(
+        data_args, tokenizer, training_args, collator, model_args.cache_dir, stats=exclusion
+    )
 
     # word_starts is not a forward() argument but the collator needs it; evaluation gathers only
     # the loss (masked-only logits differ in shape between batches).
@@ -235,6 +242,7 @@ def run_pretraining(
     results["train"] = dict(result.metrics)
     results["train"]["train_samples"] = len(train_set)
     results["train"]["train_tokens"] = count_tokens(train_set)
+    results["train"].update(exclusion)
     trainer.log_metrics("train", results["train"])
     if eval_set is not None:
         results["eval"] = evaluate_mlm(trainer, eval_set)

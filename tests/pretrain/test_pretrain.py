@@ -220,6 +220,54 @@ def test_corpus_holds_out_documents_of_each_source_and_interleaves(corpus, tmp_p
         PretrainDataArguments(dataset_name=sources, source_probabilities=[0.5, 0.5, 0.0])
 
 
+TEST_REVIEWS = [
+    "屏幕很清晰，电池也耐用，物流两天就到了，非常满意",
+    "用了两天就坏了，客服也不理，差评差评差评",
+    "很好",  # shorter than exclude_min_chars: only a document equal to it is dropped
+]
+
+
+def _corpus_with_test_texts(tmp_path):
+    """Sources where the test reviews hide in every way: exact, re-spaced with a BOM, inside a news line."""
+    news = [*NEWS, f"网友评论说：{TEST_REVIEWS[0]}。", "天气很好，适合出门"]
+    (tmp_path / "news.txt").write_text("\n".join(news) + "\n", encoding="utf-8")
+    reviews = [*REVIEWS, TEST_REVIEWS[0], "\ufeff" + TEST_REVIEWS[1].replace("，", " ，  "), TEST_REVIEWS[2]]
+    with (tmp_path / "reviews.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["review", "label"]] + [[r, 1] for r in reviews])
+    with (tmp_path / "test.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["review", "label"]] + [[r, 0] for r in TEST_REVIEWS])
+    return [str(tmp_path / "news.txt"), str(tmp_path / "reviews.csv")], str(tmp_path / "test.csv")
+
+
+def test_excluded_texts_never_reach_the_corpus(corpus, tmp_path):
+    sources, test_csv = _corpus_with_test_texts(tmp_path)
+    args = PretrainDataArguments(
+        dataset_name=sources, text_column=["text", "review"], validation_split_percentage=20, exclude_texts=test_csv
+    )
+    stats = {}
+    split = load_corpus(args, seed=0, cache_dir=str(corpus["cache"]), stats=stats)
+    kept = ["".join(t.replace("\ufeff", "").split()) for part in split.values() for t in part["text"]]
+    assert not any(review in t for review in TEST_REVIEWS[:2] for t in kept)
+    assert "很好" not in kept and "天气很好，适合出门" in kept  # a short text only drops its exact equal
+    assert stats == {"excluded_texts": 3, "excluded_documents_equal": 3, "excluded_documents_containing": 1}
+    assert len(kept) == len(NEWS) + 1 + len(REVIEWS)
+
+
+def test_pretrain_reports_what_exclude_texts_left_out(corpus, tmp_path, capsys):
+    sources, test_csv = _corpus_with_test_texts(tmp_path)
+    keys = _base_recipe(corpus, tmp_path / "out", dataset_name=sources, max_steps=2, evaluate_before_training=False)
+    recipe = _write_recipe(tmp_path / "r.yaml", **keys)
+    assert hfsent_main(["pretrain", recipe, "--exclude_texts", test_csv]) == 0
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text(encoding="utf-8"))
+    assert results["excluded_documents_equal"] == 3 and results["excluded_documents_containing"] == 1
+
+    err = _error(
+        capsys,
+        [recipe, "--exclude_texts", test_csv, "--exclude_text_column", "body", "--output_dir", str(tmp_path / "o2")],
+    )
+    assert f"dataset '{test_csv}' has no column 'body'; its columns are: review, label" in err
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "pretrain").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_recipes_parse(recipe):
     model_args, data_args, training_args = RecipeParser(
