@@ -124,8 +124,8 @@ class SentimentModelCardData:
 
         At the pipeline's decision rule (threshold 0.5) each metric has its own type (``accuracy``, ``f1``, ...);
         at the tuned threshold (what `hfsent.predict`, the CLI, server and handler decide at) the metrics are
-        separate ones, ``<metric>_tuned_threshold``, named with the threshold. ROC-AUC does not depend on a
-        threshold and is reported once.
+        separate ones, ``<metric>_tuned_threshold``, named with the threshold (only where it is not 0.5). ROC-AUC
+        does not depend on a threshold and is reported once.
         """
         if "test_accuracy" not in self.results:
             return []
@@ -143,7 +143,7 @@ class SentimentModelCardData:
             if (key := f"test_{name}") in self.results
         ]
         threshold = self.results.get("threshold")
-        if threshold is not None:
+        if threshold is not None and threshold != 0.5:  # at 0.5 they would repeat the entries above
             tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
             results += [
                 EvalResult(
@@ -185,7 +185,7 @@ class SentimentModelCardData:
     def _context(self) -> dict[str, Any]:
         results = self.results
         threshold = results.get("threshold", 0.5)
-        tuned = "threshold" in results
+        tuned = results.get("threshold", 0.5) != 0.5  # threshold_tuning moved it (the default keeps 0.5)
         evaluation = []
         if "test_accuracy" in results:
             for name in METRICS:

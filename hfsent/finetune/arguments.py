@@ -208,11 +208,11 @@ class HfSentTrainingArguments(RunTrainingArguments):
         metadata={"help": "Validation objective of the decision threshold.", "choices": list(THRESHOLD_OBJECTIVES)},
     )
     threshold_tuning: str = field(
-        default="bootstrap",
+        default="none",
         metadata={
             "help": (
-                "How the decision threshold is tuned on validation: 'bootstrap' (a bagged cut, kept only when it "
-                "beats 0.5 on 95% of bootstrap resamples), 'best' (the best cut on validation), 'none' (0.5)."
+                "How the decision threshold is tuned on validation: 'none' (0.5, the default), 'bootstrap' (a "
+                "bagged cut, kept only when it beats 0.5 on 95% of bootstrap resamples), 'best' (the best cut)."
             ),
             "choices": list(THRESHOLD_METHODS),
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -92,14 +93,21 @@ def test_model_index_holds_each_test_metric_once_clearly_named(finetuned_dir, re
 
     by_type = {r.metric_type: r for r in eval_results}
     assert len(by_type) == len(eval_results)  # no metric type twice
-    tuned = f"(tuned threshold {results['threshold']:.3f})"
     expected = {name: (title, results[f"test_{name}"]) for name, title in METRIC_TITLES.items()}
+    assert results["threshold"] == 0.5  # the default: no tuned-threshold entries repeating the ones at 0.5
+    assert {t: (r.metric_name, r.metric_value) for t, r in by_type.items()} == expected  # exactly, not rounded
+
+    # a run whose threshold_tuning moved the threshold gets one more entry per metric, named with it
+    data = SentimentModelCardData.load(finetuned_dir)
+    moved = dataclasses.replace(data, results={**data.results, "threshold": 0.66})
+    eval_results = moved.eval_results()
     expected |= {
-        f"{name}_tuned_threshold": (f"{title} {tuned}", results[f"test_tuned_{name}"])
+        f"{name}_tuned_threshold": (f"{title} (tuned threshold 0.660)", results[f"test_tuned_{name}"])
         for name, title in METRIC_TITLES.items()
         if name != "roc_auc"
     }
-    assert {t: (r.metric_name, r.metric_value) for t, r in by_type.items()} == expected  # exactly, not rounded
+    assert {r.metric_type: (r.metric_name, r.metric_value) for r in eval_results} == expected
+    results["threshold"] = 0.66
     for r in eval_results:
         assert (r.task_type, r.dataset_split) == ("text-classification", "test")
         assert (r.dataset_type, r.dataset_name) == ("csv", review_csv.name)  # local data: its builder and name
