@@ -102,6 +102,30 @@ def drop_excluded(dataset: Dataset, matcher: TextMatcher) -> tuple[Dataset, dict
     return dataset, counts
 
 
+def _exclude(
+    texts: list[Dataset], data_args: PretrainDataArguments, cache_dir: str | None
+) -> tuple[list[Dataset], dict[str, int]]:
+    """Every source of ``texts`` without the documents that match ``exclude_texts``; the counts, logged per source."""
+    matcher = TextMatcher(load_excluded_texts(data_args, cache_dir), data_args.exclude_min_chars)
+    totals = {"excluded_texts": len(matcher.texts), "excluded_documents_equal": 0, "excluded_documents_containing": 0}
+    kept = []
+    for source, dataset in zip(data_args.dataset_name, texts, strict=True):
+        dataset, counts = drop_excluded(dataset, matcher)
+        totals["excluded_documents_equal"] += counts["equal"]
+        totals["excluded_documents_containing"] += counts["containing"]
+        logger.info(
+            "%s: %d document(s) equal to an excluded text and %d containing one dropped; %d left",
+            source,
+            counts["equal"],
+            counts["containing"],
+            len(dataset),
+        )
+        if len(dataset) == 0:
+            raise RecipeError(f"empty corpus: every document of {source!r} is one of the exclude_texts")
+        kept.append(dataset)
+    return kept, totals
+
+
 def load_corpus(
     data_args: PretrainDataArguments,
     seed: int = 42,
@@ -128,22 +152,7 @@ def load_corpus(
         )
     ]
     if data_args.exclude_texts:
-        matcher = TextMatcher(load_excluded_texts(data_args, cache_dir), data_args.exclude_min_chars)
-        totals = {"excluded_texts": len(matcher.texts), "excluded_documents_equal": 0}
-        totals["excluded_documents_containing"] = 0
-        for i, (source, dataset) in enumerate(zip(data_args.dataset_name, texts, strict=True)):
-            texts[i], counts = drop_excluded(dataset, matcher)
-            totals["excluded_documents_equal"] += counts["equal"]
-            totals["excluded_documents_containing"] += counts["containing"]
-            logger.info(
-                "%s: %d document(s) equal to an excluded text and %d containing one dropped; %d left",
-                source,
-                counts["equal"],
-                counts["containing"],
-                len(texts[i]),
-            )
-            if len(texts[i]) == 0:
-                raise RecipeError(f"empty corpus: every document of {source!r} is one of the exclude_texts")
+        texts, totals = _exclude(texts, data_args, cache_dir)
         if stats is not None:
             stats.update(totals)
     share = data_args.validation_split_percentage / 100.0
