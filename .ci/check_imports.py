@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Fail when hfsent/ has an import cycle among its modules.
 
-The graph holds the imports a module runs when it is imported: module-level ``import`` / ``from ... import``
-statements (also inside module-level ``if``/``try`` blocks), not those inside functions or classes, nor those under
-``if TYPE_CHECKING:``. Importing ``hfsent.a.b`` also runs the package ``hfsent.a`` (its ``__init__``), so that
-counts as an edge too, except where the importer is inside that package already (the root package ``hfsent``,
-and a subpackage for its own modules).
+The graph holds every import a module makes: module-level ``import`` / ``from ... import`` statements (also inside
+``if``/``try`` blocks) and those inside functions and classes, which run later but still tie the two modules
+together (a cycle through a function-level import is a cycle that was only hidden); not those under
+``if TYPE_CHECKING:``, which never run. Importing ``hfsent.a.b`` also runs the package ``hfsent.a`` (its
+``__init__``), so that counts as an edge too, except where the importer is inside that package already (the root
+package ``hfsent``, and a subpackage for its own modules).
 
 Usage: ``python .ci/check_imports.py [package_dir]``; exit 1 and the cycles when there are any.
 """
@@ -28,34 +29,31 @@ def module_names(root: Path) -> dict[str, Path]:
     return names
 
 
-def _top_level_imports(tree: ast.Module):
-    """Import nodes run at import time: module level, descending into if/try/with blocks but not defs."""
-    stack = list(tree.body)
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.Module):
+    """Every import node of the module, in functions and classes too, except those under ``if TYPE_CHECKING:``."""
+    stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        elif isinstance(node, ast.If):
-            test = node.test
-            if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-                isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-            ):
-                stack.extend(node.orelse)
-                continue
-            stack.extend(node.body + node.orelse)
-        elif isinstance(node, (ast.Try, ast.With)):
-            stack.extend(node.body)
-            for handler in getattr(node, "handlers", []):
-                stack.extend(handler.body)
-            stack.extend(getattr(node, "orelse", []) + getattr(node, "finalbody", []))
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
 
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The modules of the package that ``name`` imports at import time."""
+    """The modules of the package that ``name`` imports (anywhere in it, see `_imports`)."""
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
     targets: set[str] = set()
-    for node in _top_level_imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
             continue
@@ -129,7 +127,9 @@ def main(argv: list[str]) -> int:
         for cycle in cycles:
             print("import cycle: " + " <-> ".join(cycle))
         return 1
-    print(f"no import cycles: {len(modules)} modules, {edges} module-level imports inside {root.name}/")
+    print(
+        f"no import cycles: {len(modules)} modules, {edges} imports inside {root.name}/ (function-level ones included)"
+    )
     return 0
 
 

@@ -69,8 +69,8 @@ from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArgumen
 from hfsent.finetune.data import load_raw_dataset, prepare_splits
 from hfsent.pretrain import PretrainDataArguments, PretrainModelArguments, run_pretraining
 from hfsent.recipe import RecipeParser, load_yaml
-from hfsent.runs import RunTrainingArguments
 from hfsent.tokenizer import load_tokenizer
+from hfsent.training_args import RunTrainingArguments
 
 # peak dense bf16 matrix FLOP/s (NVIDIA datasheets, without sparsity), first matching name wins
 PEAK_BF16_FLOPS = [

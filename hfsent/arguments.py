@@ -2,19 +2,26 @@
 
 `ModelSourceArguments` holds the keys both recipes have: ``model_name_or_path`` (a checkpoint to start from),
 ``config_name`` / ``config_overrides`` (a model built from scratch) and ``tokenizer_name``, with the one rule for
-which tokenizer to load (`ModelSourceArguments.tokenizer_source`). `build_config` builds the config they ask for.
+which tokenizer to load (`ModelSourceArguments.tokenizer_source`). `build_config` builds the config they ask for,
+`build_model` the model (both recipes), and `check_max_length` is the one rule for ``max_length`` against the
+model's positions.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 
-from .datasource import looks_like_local_path
-from .recipe import RecipeError
+from .datasource import is_missing_local_path
+from .errors import RecipeError, first_line
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger("hfsent")
 
 
 @dataclass
@@ -62,12 +69,20 @@ class ModelSourceArguments:
             cache_dir=cache_dir,
             accepted_model_types=self.accepted_model_types,
         )
-        limit = getattr(config, "max_position_embeddings", None)
-        if max_length is not None and limit is not None and max_length > limit:
-            raise RecipeError(
-                f"invalid value for 'max_length': {max_length}; expected an integer in [1, {limit}] "
-                "(the model's max_position_embeddings)"
-            )
+        check_max_length(max_length, config)
+
+
+def check_max_length(max_length: int | None, config: PretrainedConfig) -> None:
+    """The one rule for ``max_length`` (tokens per sequence): at most the model's ``max_position_embeddings``.
+
+    Raises `RecipeError` naming the key, the value and what is accepted.
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    if max_length is not None and limit is not None and max_length > limit:
+        raise RecipeError(
+            f"invalid value for 'max_length': {max_length}; expected an integer in [1, {limit}] "
+            "(the model's max_position_embeddings)"
+        )
 
 
 def check_local_source(key: str, value: str | None, what: str = "model") -> None:
@@ -75,15 +90,7 @@ def check_local_source(key: str, value: str | None, what: str = "model") -> None
 
     A value that is not a path (``name`` or ``owner/name``) is a Hub id and is left to the Hub.
     """
-    if not value or Path(value).expanduser().exists():
-        return
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        hub_id = not looks_like_local_path(value) and validate_repo_id(value) is None
-    except HFValidationError:
-        hub_id = False
-    if not hub_id:
+    if is_missing_local_path(value):
         raise RecipeError(f"{what} not found: {value!r} ({key}: a local folder, or a Hub id 'owner/name')")
 
 
@@ -92,8 +99,7 @@ def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | N
     try:
         return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
     except (OSError, ValueError) as err:
-        first_line = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line}") from err
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line(err)}") from err
 
 
 def build_config(
@@ -134,4 +140,68 @@ def build_config(
     return config
 
 
-__all__ = ["ModelSourceArguments", "build_config", "check_local_source", "load_config"]
+def build_model(
+    args: ModelSourceArguments,
+    model_class: type[PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    *,
+    resize_embeddings: bool = False,
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+    **config_changes: Any,
+) -> PreTrainedModel:
+    """The recipe's model, both recipes' one way of building it: from ``model_name_or_path`` (its weights loaded into
+    ``model_class``; with ``config_name``/``config_overrides``, that config) or, without one, new from
+    `build_config` (turned into ``model_class``'s config class, its vocabulary fitted to ``tokenizer``).
+
+    ``config_changes`` are set on the config either way (the fine-tuning head's settings). A tokenizer larger than
+    the model's vocabulary resizes the embeddings when ``resize_embeddings`` (pretraining learns them), else fails;
+    ``max_length`` is checked against the model's positions (`check_max_length`). Every failure is a `RecipeError`
+    naming the key.
+    """
+    source = args.model_name_or_path
+    if source:
+        kwargs: dict[str, Any] = dict(config_changes)  # set on the checkpoint's config by from_pretrained
+        if args.config_name or args.config_overrides:
+            config = build_config(source, args.config_name, args.config_overrides, cache_dir=cache_dir)
+            for key, value in config_changes.items():
+                setattr(config, key, value)
+            kwargs = {"config": config}
+        try:
+            model = model_class.from_pretrained(
+                source, cache_dir=cache_dir, trust_remote_code=trust_remote_code, **kwargs
+            )
+        except (OSError, ValueError) as err:
+            raise RecipeError(f"could not load model_name_or_path {source!r}: {first_line(err)}") from err
+    else:
+        config_class = model_class.config_class
+        config = build_config(None, args.config_name, args.config_overrides, model_type=config_class.model_type)
+        if not isinstance(config, config_class):
+            config = config_class(**config.to_dict())  # a BERT config becomes an hfsent config
+        config.vocab_size = len(tokenizer)
+        config.pad_token_id = tokenizer.pad_token_id
+        for key, value in config_changes.items():
+            setattr(config, key, value)
+        model = model_class(config)
+        logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
+    vocabulary = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocabulary:
+        if not resize_embeddings:
+            raise RecipeError(
+                f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}; "
+                "use the tokenizer the encoder was trained with (tokenizer_name)"
+            )
+        model.resize_token_embeddings(len(tokenizer))
+    check_max_length(max_length, model.config)
+    return model
+
+
+__all__ = [
+    "ModelSourceArguments",
+    "build_config",
+    "build_model",
+    "check_local_source",
+    "check_max_length",
+    "load_config",
+]

@@ -18,7 +18,15 @@ import shlex
 import sys
 import traceback
 
-from .errors import debug_enabled, describe_environment_error, environment_error, set_debug
+from .errors import (
+    RecipeError,
+    debug_enabled,
+    describe_environment_error,
+    environment_error,
+    first_line,
+    report_error,
+    set_debug,
+)
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,21 +53,14 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
 def describe_failure(err: BaseException) -> tuple[int, str]:
     """``(exit code, one-line message)`` for an exception that escaped a command."""
-    from .recipe import RecipeError
-
     if isinstance(err, RecipeError):
-        return 2, _first_line(str(err))
+        return 2, first_line(str(err))
     env = environment_error(err)
     if env is not None:
         return 1, describe_environment_error(env)
-    message = _first_line(str(err))
+    message = first_line(str(err))
     return 1, f"{type(err).__name__}{': ' + message if message else ''} {DEBUG_HINT}"
 
 
@@ -116,7 +117,7 @@ def _run(name: str, prog: str, rest: list[str]) -> int:
         if debug_enabled():
             traceback.print_exc()
         code, message = describe_failure(err)
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        report_error(prog, message)
         return code
 
 

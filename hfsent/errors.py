@@ -1,4 +1,6 @@
-"""Telling environment failures (disk full, read-only, permission, port, network) from everything else.
+"""Errors and how they reach the user: `RecipeError` (bad input), environment failures (disk full, read-only,
+permission, port, network) told from everything else, and `report_error`, the one way a command prints its one-line
+``hfsent <command>: error: ...``.
 
 `hfsent.cli` formats what escapes a command with these; commands that know the path at stake (the
 recipe commands' ``output_dir``) use `environment_error` to name it.
@@ -9,10 +11,24 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 
 
 class RecipeError(ValueError):
     """A recipe file or command line that cannot be used; the message names the culprit."""
+
+
+def first_line(message: BaseException | str) -> str:
+    """The first non-blank line of an error's message (its type's name when it has none)."""
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    if lines:
+        return lines[0]
+    return type(message).__name__ if isinstance(message, BaseException) else ""
+
+
+def report_error(prog: str, message: str) -> None:
+    """Print the one line ``<prog>: error: <message>`` on stderr (every command's failures end this way)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
 
 
 # OSErrors that come from the machine, not from hfsent or the user's input

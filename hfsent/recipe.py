@@ -1,5 +1,5 @@
-"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins), and the names of what a
-run writes into its output directory (`RESULTS_FILE`, `RECIPE_FILE`, `PLOT_FILES`, the `METRICS` it reports).
+"""Recipes: a YAML file of arguments with command-line overrides on top (the CLI wins), parsed into the recipe's
+dataclasses (`RecipeParser`), run (`run_recipe_command`) and saved resolved (`save_recipe`).
 
 ``hfsent train recipe.yaml --learning_rate 3e-5`` parses into the recipe's dataclasses (for example
 hfsent's data/model arguments and `transformers.TrainingArguments`). Every value, from the YAML file or
@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import traceback
 import types
@@ -28,28 +29,13 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from .errors import RecipeError, debug_enabled, environment_error
-from .validation import (
-    TRAINING_ARGUMENT_RANGES,
-    RecipeKey,
-    check_resume_checkpoint,
-    check_training_steps,
-    check_writable,
-)
+from .checkpoints import check_resume_value
+from .errors import RecipeError, debug_enabled, environment_error, first_line, report_error
+from .outputs import RECIPE_FILE
+from .validation import TRAINING_ARGUMENT_RANGES, RecipeKey, check_training_steps, check_writable
 
-# What a run writes into its output directory, by name (fine-tuning and pretraining alike).
-RESULTS_FILE = "all_results.json"
-RECIPE_FILE = "recipe.yaml"
-TRAINER_STATE_FILE = "trainer_state.json"
-PLOT_FILES = {
-    "confusion_matrix": "confusion_matrix.png",
-    "roc_curve": "roc_curve.png",
-    "pr_curve": "pr_curve.png",
-    "training_curves": "training_curves.png",
-}
-# The test metrics of a fine-tuning run (``test_<name>`` and ``test_tuned_<name>`` in all_results.json), in the
-# order the console and the model card show them.
-METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
+# a `%` that argparse would read as a format: not `%%` (escaped) nor `%(name)s` (argparse's own fields)
+_BARE_PERCENT = re.compile(r"(?<!%)%(?![%(])")
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -60,8 +46,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RecipeError(f"recipe file {str(path)!r} is not valid UTF-8 YAML: {first_line}") from None
+        raise RecipeError(f"recipe file {str(path)!r} is not valid UTF-8 YAML: {first_line(err)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -108,9 +93,13 @@ class RecipeParser(HfArgumentParser):
 
     @staticmethod
     def _parse_dataclass_field(parser: argparse.ArgumentParser, field: dataclasses.Field) -> None:
-        if "accepts" in field.metadata:  # hfsent's range annotation: not an argparse keyword
+        metadata = dict(field.metadata)
+        metadata.pop("accepts", None)  # hfsent's range annotation: not an argparse keyword
+        if isinstance(metadata.get("help"), str):  # argparse expands `%` in help texts: "95% of" is not a format
+            metadata["help"] = _BARE_PERCENT.sub("%%", metadata["help"])
+        if metadata != dict(field.metadata):
             field = copy.copy(field)
-            field.metadata = types.MappingProxyType({k: v for k, v in field.metadata.items() if k != "accepts"})
+            field.metadata = types.MappingProxyType(metadata)
         HfArgumentParser._parse_dataclass_field(parser, field)
 
     def error(self, message: str) -> typing.NoReturn:
@@ -211,7 +200,7 @@ def run_recipe_command(
         training_args = next((a for a in parsed if isinstance(a, TrainingArguments)), None)
         output_dir = training_args.output_dir if training_args is not None else None
         if training_args is not None:
-            check_resume_checkpoint(training_args.resume_from_checkpoint)
+            check_resume_value(training_args.resume_from_checkpoint)
         if output_dir:
             check_writable(output_dir)
         try:
@@ -225,7 +214,7 @@ def run_recipe_command(
     except RecipeError as err:
         if debug_enabled():
             traceback.print_exc()
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        report_error(prog, str(err))
         return 2, None, None
 
 

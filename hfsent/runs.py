@@ -1,70 +1,34 @@
-"""Run folders, shared by fine-tuning and pretraining: one run per ``output_dir``, resumable checkpoints.
+"""One run per output folder, shared by fine-tuning and pretraining.
 
-- `RunTrainingArguments`: `TrainingArguments` with ``overwrite_output_dir`` and defaults that fit the machine
-  (CPU DDP under any launcher, pinned memory only with an accelerator, progress bars only on a terminal).
 - `claim_output_dir`: an output folder is empty (or absent), or holds an earlier run of the same recipe
   (resumed or re-run); anything else needs ``--overwrite_output_dir true``, which removes only what hfsent
-  wrote there.
-- `resolve_resume_checkpoint`: ``last`` is the newest *complete* checkpoint (weights, trainer state,
-  optimizer and scheduler all readable); incomplete ones are skipped with a warning naming the reason.
+  wrote there (`hfsent.outputs.OUTPUT_FILES`).
+- `claim_run`: what both recipes do first: claim the folder, resolve the checkpoint to resume from.
 - `RecipeCheckpointCallback`: every checkpoint carries the resolved ``recipe.yaml`` (what a resume compares).
-- `staged_output`: a run's final output is assembled in ``.staging`` and moved into place only once whole.
+
+The machine's defaults are in `hfsent.training_args`, checkpoints and resuming in `hfsent.checkpoints`, the names
+of what a run writes and its staged output in `hfsent.outputs`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import shutil
-import struct
-import sys
-import zipfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainerCallback
 
-from .recipe import PLOT_FILES, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, save_recipe
+from .checkpoints import checkpoints, resolve_resume_checkpoint
+from .errors import RecipeError
+from .outputs import CHECKPOINT_RE, OUTPUT_FILES, RECIPE_FILE, STAGING_DIR, TOKENIZER_DIR
+from .recipe import recipe_to_dict, save_recipe
 
 logger = logging.getLogger("hfsent")
 
-STAGING_DIR = ".staging"  # the final output is assembled here, then moved into place
-TOKENIZER_DIR = ".tokenizer"  # a tokenizer trained by the main process, read by the other ranks
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-# What hfsent writes at the top of an output folder (fine-tuning and pretraining); `--overwrite_output_dir`
-# removes these (and hfsent's checkpoints), never anything else.
-OUTPUT_FILES = frozenset(
-    {
-        "README.md",
-        "model_card_data.json",
-        "config.json",
-        "generation_config.json",
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "configuration_hfsent.py",
-        "modeling_hfsent.py",
-        "handler.py",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "vocab.txt",
-        RESULTS_FILE,
-        "train_results.json",
-        "eval_results.json",
-        "init_eval_results.json",
-        RECIPE_FILE,
-        TRAINER_STATE_FILE,
-        "training_args.bin",
-        *PLOT_FILES.values(),
-    }
-)
 # Keys of TrainingArguments that decide what a run trains: a resume must not change them.
 TRAINING_IDENTITY_KEYS = (
     "seed",
@@ -80,92 +44,6 @@ TRAINING_IDENTITY_KEYS = (
     "train_sampling_strategy",
     "length_group_steps",
 )
-
-
-def launched_distributed() -> bool:
-    """Whether a launcher (accelerate launch, torchrun) started this process as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def accelerator_available() -> bool:
-    """Whether torch sees a GPU (or another accelerator) in this process."""
-    import torch
-
-    return bool(torch.accelerator.is_available())
-
-
-def gpu_has_bf16() -> bool:
-    """Whether this process sees a CUDA GPU with bf16 arithmetic (Ampere or newer)."""
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def loader_workers(on_accelerator: bool, cpus: int | None = None, processes: int = 1) -> int:
-    """hfsent's default ``dataloader_num_workers``: on an accelerator up to 4 worker processes per training process
-    (half of this machine's CPUs shared between the processes), so batches are fetched, collated and masked while
-    the device computes; on a CPU none (workers would take cores from the training's own threads)."""
-    if not on_accelerator:
-        return 0
-    cpus = os.cpu_count() if cpus is None else cpus
-    return max(0, min(4, (cpus or 1) // (2 * max(1, processes))))
-
-
-@dataclass
-class RunTrainingArguments(TrainingArguments):
-    """`TrainingArguments` plus ``overwrite_output_dir``, with defaults resolved for the machine at hand.
-
-    - Several processes on a machine without an accelerator train with DDP over gloo (``use_cpu``), however
-      they were launched (``accelerate launch --config_file recipes/accelerate/multi-process-cpu.yaml``,
-      ``--multi_gpu``, ``torchrun``); otherwise accelerate leaves each process training alone.
-    - ``bf16`` defaults to on on a CUDA GPU with bf16 units (`gpu_has_bf16`), off elsewhere.
-    - ``dataloader_pin_memory`` defaults to on only where an accelerator is used (pinning needs one);
-      ``dataloader_num_workers`` to `loader_workers` (workers only on an accelerator), and
-      ``dataloader_persistent_workers`` to on wherever there are workers (not forked again every epoch).
-    - ``disable_tqdm`` defaults to on when stderr is not a terminal (bars in a log file are debris).
-    """
-
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={
-            "help": "Allow an output_dir that holds another run (or other files): hfsent's own files there are "
-            "removed first, nothing else."
-        },
-    )
-    dataloader_pin_memory: bool | None = field(
-        default=None, metadata={"help": "Pin data-loader memory (default: only when training on an accelerator)."}
-    )
-
-    bf16: bool | None = field(
-        default=None,
-        metadata={
-            "help": "bf16 mixed precision (default: on when training on a GPU that has bf16 units and fp16 is off)."
-        },
-    )
-    dataloader_num_workers: int | None = field(
-        default=None,
-        metadata={"help": "Data-loading worker processes (default: up to 4 when training on an accelerator, else 0)."},
-    )
-    dataloader_persistent_workers: bool | None = field(
-        default=None, metadata={"help": "Keep the data-loading workers between epochs (default: on with workers)."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.disable_tqdm is None:
-            self.disable_tqdm = not sys.stderr.isatty()
-        if not self.use_cpu and launched_distributed() and not accelerator_available():
-            self.use_cpu = True
-        on_accelerator = not self.use_cpu and accelerator_available()
-        if self.bf16 is None:
-            self.bf16 = on_accelerator and not self.fp16 and gpu_has_bf16()
-        if self.dataloader_pin_memory is None:
-            self.dataloader_pin_memory = on_accelerator
-        if self.dataloader_num_workers is None:
-            processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-            self.dataloader_num_workers = loader_workers(on_accelerator, processes=processes)
-        if self.dataloader_persistent_workers is None:
-            self.dataloader_persistent_workers = self.dataloader_num_workers > 0
-        super().__post_init__()
 
 
 # -------------------------------------------------------------------------------------------- recipes
@@ -268,6 +146,21 @@ def remove_run_files(directory: Path) -> None:
     logger.warning("overwrite_output_dir: removed %d earlier hfsent file(s)/folder(s) from %s", len(removed), directory)
 
 
+def claim_run(model_args: Any, data_args: Any, training_args: Any, exclude: Iterable[str] = ()) -> str | None:
+    """What both recipes do before any data loads: claim ``output_dir`` for this run (`claim_output_dir`, the main
+    process first, keyed by every field of the model and data arguments but ``exclude``) and resolve the checkpoint
+    to resume from (`hfsent.checkpoints.resolve_resume_checkpoint`; None: start afresh)."""
+    with training_args.main_process_first(desc="checking the output folder"):
+        claim_output_dir(
+            training_args.output_dir,
+            recipe_to_dict(model_args, data_args, training_args),
+            identity_keys(type(model_args), type(data_args), exclude=exclude),
+            getattr(training_args, "overwrite_output_dir", False),
+            main=training_args.local_process_index == 0,
+        )
+    return resolve_resume_checkpoint(training_args)
+
+
 class RecipeCheckpointCallback(TrainerCallback):
     """Writes the resolved recipe into every checkpoint, so that a resume can tell its own run from another."""
 
@@ -282,138 +175,12 @@ class RecipeCheckpointCallback(TrainerCallback):
                 save_recipe(checkpoint, *self.recipe_args, filename=RECIPE_FILE)
 
 
-@contextmanager
-def staged_output(output_dir: str | os.PathLike) -> Iterator[Path]:
-    """Assemble a run's final output in an empty ``output_dir/.staging`` (yielded), then move it into place.
-
-    When the block ends, each file of the staging folder is moved into ``output_dir`` by an atomic rename and the
-    folder is removed. When it fails (a full disk, Ctrl-C, a crash), the staging folder is removed and the
-    exception goes on: ``output_dir`` is left as it was, with no half-written output. Main process only.
-    """
-    output_dir = Path(output_dir)
-    staging = output_dir / STAGING_DIR
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        staging.mkdir(parents=True)
-        yield staging
-        for path in sorted(staging.iterdir()):
-            os.replace(path, output_dir / path.name)
-        staging.rmdir()
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-# ---------------------------------------------------------------------------------------- checkpoints
-
-
-def checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """The ``checkpoint-N`` folders of ``directory``, oldest (smallest N) first."""
-    path = Path(directory)
-    if not path.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in path.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """Why ``path`` is not a whole safetensors file (header unreadable or data cut short), or None."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > size - 8:
-                return f"{path.name} is truncated"
-            header = json.loads(f.read(length))
-    except (OSError, struct.error, ValueError):
-        return f"{path.name} is not a readable safetensors file"
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
-    if 8 + length + max(ends, default=0) > size:
-        return f"{path.name} is truncated"
-    return None
-
-
-def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
-    """Why ``checkpoint`` cannot be resumed from, or None when it is complete.
-
-    Complete: ``trainer_state.json`` parses; the weights (``model.safetensors``, its shards, or a LoRA
-    ``adapter_model.safetensors``) have a valid header and all their data; ``optimizer.pt`` and
-    ``scheduler.pt`` are whole torch archives (DeepSpeed keeps its optimizer state in ``global_step*``).
-    """
-    path = Path(checkpoint)
-    try:
-        json.loads((path / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return "no trainer_state.json"
-    except (OSError, ValueError):
-        return "trainer_state.json is unreadable"
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weights = sorted({path / name for name in json.loads(index.read_text())["weight_map"].values()})
-        except (OSError, ValueError, KeyError, TypeError):
-            return "model.safetensors.index.json is unreadable"
-    else:
-        weights = [p for p in (path / "model.safetensors", path / "adapter_model.safetensors") if p.is_file()][:1]
-    if not weights:
-        return "no model weights (model.safetensors)"
-    for file in weights:
-        if not file.is_file():
-            return f"no {file.name}"
-        if problem := _safetensors_problem(file):
-            return problem
-    if not any(path.glob("global_step*")):
-        for name in ("optimizer.pt", "scheduler.pt"):
-            if not (path / name).is_file():
-                return f"no {name}"
-            if not zipfile.is_zipfile(path / name):
-                return f"{name} is truncated"
-    return None
-
-
-def newest_complete_checkpoint(directory: str | os.PathLike) -> str | None:
-    """The complete checkpoint with the most steps in ``directory`` (logging each newer one skipped, and why)."""
-    for checkpoint in reversed(checkpoints(directory)):
-        problem = checkpoint_problem(checkpoint)
-        if problem is None:
-            return str(checkpoint)
-        logger.warning("resume: skipping %s (incomplete: %s)", checkpoint, problem)
-    return None
-
-
-def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
-    """``resume_from_checkpoint``: a checkpoint folder, or ``last``/``true`` for the newest complete one in
-    ``output_dir`` (none there: start afresh, with a warning). A folder that cannot be resumed from raises
-    `RecipeError` naming what it lacks."""
-    value = training_args.resume_from_checkpoint
-    if value is None or str(value).lower() in ("", "false", "none"):
-        return None
-    if str(value).lower() in ("last", "true"):
-        last = newest_complete_checkpoint(training_args.output_dir)
-        if last is None:
-            logger.warning(
-                "resume_from_checkpoint=%s: no complete checkpoint in %s, starting afresh",
-                value,
-                training_args.output_dir,
-            )
-        return last
-    if not os.path.isdir(value):
-        raise RecipeError(f"resume_from_checkpoint {value!r} is not a checkpoint folder (or use 'last')")
-    if problem := checkpoint_problem(value):
-        raise RecipeError(f"resume_from_checkpoint {value!r} is incomplete ({problem}): pick another, or 'last'")
-    return value
-
-
 __all__ = [
-    "OUTPUT_FILES",
     "RecipeCheckpointCallback",
-    "RunTrainingArguments",
-    "checkpoint_problem",
-    "checkpoints",
     "claim_output_dir",
+    "claim_run",
     "identity_keys",
-    "newest_complete_checkpoint",
     "recipe_differences",
-    "resolve_resume_checkpoint",
-    "staged_output",
+    "remove_run_files",
+    "saved_recipe",
 ]

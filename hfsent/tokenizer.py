@@ -29,14 +29,18 @@ def load_tokenizer(name_or_path: str, model_max_length: int | None = None, **kwa
     return tokenizer
 
 
-def fit_tokenizer_to_model(tokenizer: PreTrainedTokenizerBase, config) -> PreTrainedTokenizerBase:
-    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings``; return the tokenizer.
+def fit_tokenizer_to_model(
+    tokenizer: PreTrainedTokenizerBase, config=None, limit: int | None = None
+) -> PreTrainedTokenizerBase:
+    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings`` (from ``config``), or at
+    ``limit`` (the positions a model was trained on); return the tokenizer.
 
     Every checkpoint hfsent writes saves its tokenizer after this, so that ``truncation=True`` (the stock
     ``pipeline("text-classification")``, Inference Endpoints) cuts long texts to what the model accepts: a
     model with 128 positions behind a tokenizer that says 512 fails on long inputs.
     """
-    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        limit = getattr(config, "max_position_embeddings", None)
     if limit and (tokenizer.model_max_length is None or tokenizer.model_max_length > limit):
         tokenizer.model_max_length = limit
     return tokenizer
@@ -44,7 +48,7 @@ def fit_tokenizer_to_model(tokenizer: PreTrainedTokenizerBase, config) -> PreTra
 
 def load_recipe_tokenizer(name_or_path: str | None, **kwargs) -> PreTrainedTokenizerBase:
     """`load_tokenizer` for recipes: a missing or unusable tokenizer raises `RecipeError` naming it."""
-    from .recipe import RecipeError
+    from .errors import RecipeError
 
     if not name_or_path:
         raise RecipeError("no tokenizer: set tokenizer_name (or model_name_or_path / config_name)")

@@ -251,20 +251,6 @@ def check_training_steps(values: dict[str, Any], keys: dict[str, RecipeKey]) -> 
         )
 
 
-RESUME_LAST = ("last", "true")
-
-
-def check_resume_checkpoint(value: str | None) -> None:
-    """``resume_from_checkpoint``: unset, ``last`` (the newest checkpoint in ``output_dir``) or a folder that exists."""
-    if value is None or str(value).lower() in ("", "false", "none", "null", *RESUME_LAST):
-        return
-    if not os.path.isdir(value):
-        raise RecipeError(
-            f"checkpoint not found: {value!r} (resume_from_checkpoint: a checkpoint folder, or 'last' for the newest "
-            "one in output_dir)"
-        )
-
-
 def check_writable(folder: str | os.PathLike) -> None:
     """Fail early if ``folder`` (or, where it does not exist yet, its nearest existing parent) cannot be written.
 

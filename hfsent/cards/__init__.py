@@ -11,9 +11,8 @@ warnings, never raised. `render_pretrained_encoder_card` renders the card of an 
 `common` holds what every card needs, `sentiment` the fine-tuned model's card, `encoder` the pretrained encoder's.
 """
 
+from ..outputs import CARD_DATA_FILE, CARD_FILE
 from .common import (
-    CARD_DATA_FILE,
-    CARD_FILE,
     TEMPLATES_DIR,
     dataset_type,
     is_hub_id,
@@ -22,7 +21,7 @@ from .common import (
     resolve_base_model,
     write_card,
 )
-from .encoder import ENCODER_TEMPLATE, render_pretrained_encoder_card
+from .encoder import ENCODER_TEMPLATE, render_pretrained_encoder_card, write_encoder_card
 from .sentiment import (
     SENTIMENT_TEMPLATE,
     ModelCardCallback,
@@ -48,4 +47,5 @@ __all__ = [
     "render_pretrained_encoder_card",
     "resolve_base_model",
     "write_card",
+    "write_encoder_card",
 ]

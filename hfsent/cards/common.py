@@ -16,14 +16,12 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..datasource import file_format, local_data_files, looks_like_local_path
-from ..recipe import METRICS, PLOT_FILES, RECIPE_FILE
+from ..datasource import file_format, is_hub_id, local_data_files, looks_like_local_path
+from ..outputs import CARD_FILE, METRICS, PLOT_FILES, RECIPE_FILE
 
 logger = logging.getLogger("hfsent")
 
 TEMPLATES_DIR = Path(__file__).parents[1] / "model_card_templates"
-CARD_FILE = "README.md"
-CARD_DATA_FILE = "model_card_data.json"
 METRIC_TITLES = {"accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall", "roc_auc": "ROC-AUC"}
 PLOT_TITLES = {
     PLOT_FILES["training_curves"]: "Training curves",
@@ -32,20 +30,6 @@ PLOT_TITLES = {
     PLOT_FILES["pr_curve"]: "Test precision-recall curve",
 }
 FRAMEWORKS = ("transformers", "torch", "datasets", "tokenizers", "accelerate", "evaluate", "huggingface_hub", "peft")
-
-
-def is_hub_id(name: str | None) -> bool:
-    """Whether ``name`` is a valid Hub repo id (``name`` or ``namespace/name``), neither a string that can only be a
-    local path (`hfsent.datasource.looks_like_local_path`) nor an existing file or folder."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if not name or not isinstance(name, str) or looks_like_local_path(name) or os.path.exists(name):
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
 
 
 def is_local_path(value: Any) -> bool:

@@ -1,18 +1,25 @@
-"""The card of an MLM-pretrained BERT encoder (`render_pretrained_encoder_card`), written by ``hfsent pretrain``."""
+"""The card of an MLM-pretrained BERT encoder: `render_pretrained_encoder_card` renders it, `write_encoder_card` writes
+it into ``hfsent pretrain``'s output (with ``model_card_data.json``, so that ``hfsent push`` renders it again with the
+repo id, see `hfsent.cards.card_for_push`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..datasource import BUILTIN_PREFIX
-from ..recipe import TRAINER_STATE_FILE
+from ..outputs import CARD_DATA_FILE, CARD_FILE, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
 from . import common
+
+logger = logging.getLogger("hfsent")
 
 ENCODER_TEMPLATE = common.TEMPLATES_DIR / "pretrained_encoder_card.md"
 ENCODER_HYPERPARAMETERS = (
@@ -21,6 +28,8 @@ ENCODER_HYPERPARAMETERS = (
     "lr_scheduler_type", "seed",
 )  # fmt: skip
 ENCODER_METRICS = {"loss": "Loss (masked tokens)", "perplexity": "Perplexity", "accuracy": "Masked-token accuracy"}
+# model_card_data.json's "kind" for an encoder's card (a fine-tuned model's card data has no "kind")
+ENCODER_CARD_KIND = "pretrained_encoder"
 
 
 def render_pretrained_encoder_card(
@@ -112,4 +121,49 @@ def render_pretrained_encoder_card(
     return common.render_card(ENCODER_TEMPLATE, card_data, context)
 
 
-__all__ = ["ENCODER_TEMPLATE", "render_pretrained_encoder_card"]
+def render_saved_encoder_card(
+    directory: str | os.PathLike, model_id: str | None = None, name: str | None = None
+) -> str:
+    """The encoder card of a saved ``hfsent pretrain`` output, from its ``all_results.json`` and ``recipe.yaml``."""
+    directory = Path(directory)
+    results = json.loads((directory / RESULTS_FILE).read_text(encoding="utf-8"))
+    recipe = yaml.safe_load((directory / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    return render_pretrained_encoder_card(directory, results, recipe, model_id=model_id, name=name)
+
+
+def write_encoder_card(directory: str | os.PathLike, name: str | None = None) -> Path | None:
+    """Write the encoder card (``README.md``) and ``model_card_data.json`` into a pretraining output ``directory``
+    that already holds its results and recipe; a card that cannot be rendered is a warning, never an error."""
+    directory = Path(directory)
+    try:
+        card = render_saved_encoder_card(directory, name=name)
+        data = {"kind": ENCODER_CARD_KIND, "name": name, "card_sha256": card_sha256(card)}
+        (directory / CARD_DATA_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return common.write_card(directory, card)
+    except Exception as err:  # the card must never cost the user a finished pretraining run
+        logger.warning("could not write the model card: %s: %s", type(err).__name__, err)
+        return None
+
+
+def card_sha256(text: str) -> str:
+    """The SHA-256 of a card's text: tells a card hfsent wrote from one the user edited."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def encoder_card_for_push(directory: Path, data: dict[str, Any], current: str | None, repo_id: str) -> str | None:
+    """The encoder's README.md to publish: re-rendered with ``repo_id`` unless the user edited it."""
+    if current is None or card_sha256(current) == data.get("card_sha256"):
+        return render_saved_encoder_card(directory, model_id=repo_id, name=data.get("name"))
+    logger.info("%s was edited after pretraining: publishing it as is", CARD_FILE)
+    return current
+
+
+__all__ = [
+    "ENCODER_CARD_KIND",
+    "ENCODER_TEMPLATE",
+    "card_sha256",
+    "encoder_card_for_push",
+    "render_pretrained_encoder_card",
+    "render_saved_encoder_card",
+    "write_encoder_card",
+]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -19,10 +18,9 @@ from huggingface_hub import EvalResult, ModelCardData
 from transformers import TrainerCallback
 
 from ..datasource import BUILTIN_PREFIX
-from ..recipe import METRICS, recipe_to_dict
+from ..outputs import CARD_DATA_FILE, CARD_FILE, METRICS
+from ..recipe import recipe_to_dict
 from .common import (
-    CARD_DATA_FILE,
-    CARD_FILE,
     METRIC_TITLES,
     PLOT_TITLES,
     TEMPLATES_DIR,
@@ -41,6 +39,7 @@ from .common import (
     training_log_rows,
     write_card,
 )
+from .encoder import ENCODER_CARD_KIND, card_sha256, encoder_card_for_push
 
 logger = logging.getLogger("hfsent")
 
@@ -367,7 +366,7 @@ class ModelCardCallback(TrainerCallback):
             data.plots = [name for name in PLOT_TITLES if (directory / name).is_file()]
             card = data.render()
             if keep_data:
-                data.card_sha256 = _sha256(card)
+                data.card_sha256 = card_sha256(card)
                 (directory / CARD_DATA_FILE).write_text(data.to_json(), encoding="utf-8")
             return write_card(directory, card)
         except Exception as err:  # a card must never break training
@@ -379,21 +378,22 @@ def card_for_push(directory: str | os.PathLike, repo_id: str) -> str | None:
     """The README.md to publish from ``directory`` to ``repo_id``.
 
     A card that hfsent generated (``model_card_data.json`` present, README.md missing or unedited) is re-rendered
-    with the repo id (and the current templates); an edited README.md is kept as is; None when there is no card.
+    with the repo id (and the current templates): a fine-tuned model's and a pretrained encoder's alike; an edited
+    README.md is kept as is; None when there is no card.
     """
     directory = Path(directory)
     readme = directory / CARD_FILE
     current = readme.read_text(encoding="utf-8") if readme.is_file() else None
-    if (directory / CARD_DATA_FILE).is_file():
-        data = SentimentModelCardData.load(directory)
-        if current is None or _sha256(current) == data.card_sha256:
-            return data.render(model_id=repo_id)
-        logger.info("README.md was edited after training: publishing it as is")
+    if not (directory / CARD_DATA_FILE).is_file():
+        return current
+    raw = json.loads((directory / CARD_DATA_FILE).read_text(encoding="utf-8"))
+    if raw.get("kind") == ENCODER_CARD_KIND:
+        return encoder_card_for_push(directory, raw, current, repo_id)
+    data = SentimentModelCardData.load(directory)
+    if current is None or card_sha256(current) == data.card_sha256:
+        return data.render(model_id=repo_id)
+    logger.info("README.md was edited after training: publishing it as is")
     return current
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 __all__ = [

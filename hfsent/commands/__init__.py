@@ -6,9 +6,9 @@ Options shared by the inference commands (``predict``, ``serve``, ``export``) ar
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..datasource import looks_like_local_path
+from ..datasource import is_missing_local_path
+from ..errors import first_line
 from ..inference import BACKENDS, InferenceBackend, validate_threshold
 
 
@@ -77,12 +77,11 @@ def load_backend_or_exit(
 
     from ..inference.backends import detect_backend, load_backend
 
-    if not Path(model).exists() and looks_like_local_path(model):
+    if is_missing_local_path(model):
         parser.error(f"model not found: {model!r}")  # a path, not a Hub id: say so plainly
     backend = backend or detect_backend(model)
     hf_logging.disable_progress_bar()
     try:
         return load_backend(model, backend, threads)
     except (OSError, ValueError) as err:  # not an hfsent model, no tokenizer, unreachable Hub id
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        parser.error(f"cannot load model {model!r} with the {backend} backend: {first_line}")
+        parser.error(f"cannot load model {model!r} with the {backend} backend: {first_line(err)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import report_error
 from . import load_backend_or_exit, positive_int
 
 DESCRIPTION = """Export an hfsent checkpoint to ONNX in OUT (model.onnx, plus model_int8.onnx with --quantize int8,
@@ -90,6 +91,6 @@ def main(argv: list[str]) -> int:
         report = parity(reference, load_backend(str(file), "onnx", args.threads), texts, threshold, file.name)
         print(f"  {report}", flush=True)
         if file.name == files[0].name and report.max_abs_diff > FP32_TOLERANCE:
-            print(f"hfsent export: error: the fp32 export differs from torch by more than {FP32_TOLERANCE:g}")
+            report_error("hfsent export", f"the fp32 export differs from torch by more than {FP32_TOLERANCE:g}")
             status = 1
     return status

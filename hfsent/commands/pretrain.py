@@ -17,7 +17,7 @@ DESCRIPTION = (
 def main(argv: list[str] | None = None) -> int:
     """Parse a recipe (YAML + CLI overrides) and pretrain; a bad recipe exits 2 with a one-line error."""
     from ..pretrain import PretrainDataArguments, PretrainModelArguments, run_pretraining
-    from ..runs import RunTrainingArguments
+    from ..training_args import RunTrainingArguments
 
     code, parsed, metrics = run_recipe_command(
         PROG, (PretrainModelArguments, PretrainDataArguments, RunTrainingArguments), DESCRIPTION, run_pretraining, argv

@@ -9,6 +9,7 @@ import shlex
 import sys
 from collections.abc import Iterator
 
+from ..errors import report_error
 from ..hub import HubError, plan_push, push_to_hub
 
 PROG = "hfsent push"
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except HubError as err:
         advice = f"; push again with: {retry_command(args)}" if err.retryable else ""
-        print(f"{PROG}: error: {err}{advice}", file=sys.stderr)
+        report_error(PROG, f"{err}{advice}")
         return 2 if err.bad_input else 1
     if not result.created:
         print(f"Nothing to push: {result.repo_id}@{result.revision} already holds these files ({result.commit_url})")

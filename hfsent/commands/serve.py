@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import report_error
 from . import add_model_arguments, load_backend_or_exit, positive_int
 
 DESCRIPTION = """Serve a model over HTTP with the Hugging Face Inference Endpoints text-classification contract,
@@ -50,7 +51,6 @@ def main(argv: list[str]) -> int:
     """Run ``hfsent serve`` until interrupted (Ctrl-C or SIGTERM)."""
     import signal
     import socket
-    import sys
 
     from ..inference.server import InferenceServer
 
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     except socket.gaierror as err:  # --host names no address: a usage error
         parser.error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     except OSError as err:  # port in use, no permission: the environment's, exit 1
-        print(f"hfsent serve: error: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr)
+        report_error("hfsent serve", f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
         return 1
     if args.host not in LOOPBACK:
         print(f"hfsent serve: warning: listening on {args.host}, reachable from other machines, without authentication")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import report_error
 from ..finetune import DataArguments, HfSentTrainingArguments, ModelArguments, finetune, format_results
 from ..hub import HubError
 from ..recipe import run_recipe_command
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
             PROG, (ModelArguments, DataArguments, HfSentTrainingArguments), DESCRIPTION, finetune, argv
         )
     except HubError as err:  # push_to_hub: no token (before training) or a failed push (model saved)
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        report_error(PROG, str(err))
         return 1
     if code == 0 and parsed[2].process_index == 0:
         print(format_results(results))

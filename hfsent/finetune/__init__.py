@@ -9,7 +9,7 @@
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .data import DataError
 from .run import finetune, format_results
-from .trainer import HfSentTrainer, ModelError, apply_lora, build_model, build_tokenizer
+from .trainer import HfSentTrainer, apply_lora, build_model, build_tokenizer
 
 __all__ = [
     "DataArguments",
@@ -17,7 +17,6 @@ __all__ = [
     "HfSentTrainer",
     "HfSentTrainingArguments",
     "ModelArguments",
-    "ModelError",
     "apply_lora",
     "build_model",
     "build_tokenizer",

@@ -15,9 +15,9 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
 from ..configuration_hfsent import POOLING_CHOICES
-from ..recipe import RecipeError
-from ..runs import RunTrainingArguments
+from ..errors import RecipeError
 from ..tokenizer import BERT_SPECIAL_TOKENS
+from ..training_args import RunTrainingArguments
 from ..validation import SEED, at_least, between, check_ranges
 from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES

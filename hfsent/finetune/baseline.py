@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .data import LABELS_COLUMN
+
 logger = logging.getLogger("hfsent")
 
 BASELINES = ("none", "tfidf")
@@ -53,7 +55,6 @@ def tfidf_baseline(
 
 def baseline_results(splits, text_column: str, kind: str) -> dict[str, float]:
     """``baseline_<kind>_test_*`` metrics of the baseline ``kind`` fitted on ``splits`` (empty for 'none')."""
-    from .data import LABELS_COLUMN
     from .metrics import binary_metrics, prefixed
 
     if kind not in BASELINES:

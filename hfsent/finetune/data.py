@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict
 
 from ..datasource import DataError, column_values, load_splits, require_columns
-from .arguments import DataArguments
+
+if TYPE_CHECKING:
+    from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 

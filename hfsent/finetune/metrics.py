@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import evaluate
 import numpy as np
-from transformers import EvalPrediction
+
+if TYPE_CHECKING:
+    import evaluate
+    from transformers import EvalPrediction
 
 BINARY_SENTIMENT_MODULE = str(Path(__file__).parents[1] / "evaluate_modules" / "binary_sentiment")
 THRESHOLD_OBJECTIVES = ("f1", "accuracy", "balanced_accuracy")
@@ -21,6 +23,8 @@ THRESHOLD_CONFIDENCE = 0.95
 @functools.cache
 def binary_sentiment_metric() -> evaluate.EvaluationModule:
     """The bundled `evaluate` module (accuracy, f1, precision, recall, roc_auc); loads offline."""
+    import evaluate  # loaded on first use: the recipe's arguments import this module's choices
+
     return evaluate.load(BINARY_SENTIMENT_MODULE)
 
 

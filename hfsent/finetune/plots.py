@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..recipe import PLOT_FILES
+from ..outputs import PLOT_FILES
 
 
 def _pyplot():

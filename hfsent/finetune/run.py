@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -21,17 +20,11 @@ from transformers import (
 from ..cards import ModelCardCallback
 from ..distributed import configure_logging, release_distributed
 from ..hub import copy_endpoint_handler, take_push_settings
-from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, recipe_to_dict, save_recipe
-from ..runs import (
-    TOKENIZER_DIR,
-    RecipeCheckpointCallback,
-    accelerator_available,
-    claim_output_dir,
-    identity_keys,
-    resolve_resume_checkpoint,
-    staged_output,
-)
+from ..outputs import METRICS, RESULTS_FILE, TOKENIZER_DIR, TRAINER_STATE_FILE, staged_output, write_json
+from ..recipe import save_recipe
+from ..runs import RecipeCheckpointCallback, claim_run
 from ..tokenizer import fit_tokenizer_to_model
+from ..training_args import accelerator_available
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
 from .collator import PaddingCollator, pad_multiple_for
@@ -67,7 +60,7 @@ def finetune(
     tokenizer), ``all_results.json``, the resolved ``recipe.yaml``, ``trainer_state.json`` (logs), PNG
     plots, the model card ``README.md`` (also written into every checkpoint) and ``handler.py``
     (Inference Endpoints). With ``push_to_hub`` it is then pushed with `hfsent.hub.push_to_hub`.
-    Returns the results dict. Bad data or settings raise `DataError`/`ModelError` before any training;
+    Returns the results dict. Bad data or settings raise `DataError`/`RecipeError` before any training;
     no Hub token with ``push_to_hub`` raises `HubError` before any training.
     """
     # Settings that cannot work fail first, before the output folder is looked at or anything loads.
@@ -78,15 +71,7 @@ def finetune(
     publish = take_push_settings(training_args)
     output_dir = Path(training_args.output_dir)
     # One run per output folder: another run there (or other files) needs overwrite_output_dir.
-    with training_args.main_process_first(desc="checking the output folder"):
-        claim_output_dir(
-            output_dir,
-            recipe_to_dict(model_args, data_args, training_args),
-            identity_keys(ModelArguments, DataArguments, exclude=NON_IDENTITY_KEYS),
-            training_args.overwrite_output_dir,
-            main=training_args.local_process_index == 0,
-        )
-    resume = resolve_resume_checkpoint(training_args)
+    resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS)
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
@@ -187,7 +172,7 @@ def finetune(
         with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-            (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+            write_json(staging / RESULTS_FILE, results)
             save_recipe(staging, model_args, data_args, training_args)
             trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
             _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
@@ -215,4 +200,4 @@ def format_results(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["finetune", "format_results", "resolve_resume_checkpoint"]
+__all__ = ["finetune", "format_results"]

@@ -12,22 +12,16 @@ import torch
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_utils import has_length
 
-from ..arguments import build_config
-from ..configuration_hfsent import HfSentConfig
+from ..arguments import build_model as build_recipe_model
 from ..datasource import column_values
 from ..modeling_hfsent import HfSentModel, give_default_mode
-from ..recipe import RecipeError
-from ..runs import TOKENIZER_DIR
+from ..outputs import TOKENIZER_DIR
 from ..tokenizer import load_recipe_tokenizer, load_tokenizer, train_wordpiece_tokenizer
 from .arguments import ModelArguments
 from .data import LABELS_COLUMN
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
 
 logger = logging.getLogger("hfsent")
-
-
-class ModelError(RecipeError):
-    """A model/tokenizer setting that cannot work; the message names the key at fault."""
 
 
 def build_tokenizer(
@@ -75,39 +69,18 @@ def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | 
 def build_model(
     model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train_labels: list[int], max_length: int
 ) -> HfSentModel:
-    """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init)."""
-    head = {
-        "pooling": model_args.pooling,
-        "classifier_dropout": model_args.classifier_dropout,
-        "pos_weight": _pos_weight(model_args, train_labels),
-    }
-    if model_args.model_name_or_path:
-        try:
-            model = HfSentModel.from_pretrained(
-                model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **head
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"could not load model_name_or_path {model_args.model_name_or_path!r}: {err}") from err
-    else:
-        base = build_config(None, model_args.config_name, model_args.config_overrides, model_type="hfsent")
-        config = HfSentConfig(**base.to_dict())  # any BERT config becomes an hfsent config
-        config.vocab_size = len(tokenizer)
-        config.pad_token_id = tokenizer.pad_token_id
-        for key, value in head.items():
-            setattr(config, key, value)
-        model = HfSentModel(config)
-        logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
-    if len(tokenizer) > model.config.vocab_size:
-        raise ModelError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {model.config.vocab_size}; "
-            "use the tokenizer the encoder was trained with"
-        )
-    if max_length > model.config.max_position_embeddings:
-        raise ModelError(
-            f"max_length {max_length} exceeds the model's max_position_embeddings "
-            f"{model.config.max_position_embeddings}"
-        )
-    return model
+    """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init), with the
+    recipe's head settings (`hfsent.arguments.build_model`)."""
+    return build_recipe_model(
+        model_args,
+        HfSentModel,
+        tokenizer,
+        max_length,
+        trust_remote_code=model_args.trust_remote_code,
+        pooling=model_args.pooling,
+        classifier_dropout=model_args.classifier_dropout,
+        pos_weight=_pos_weight(model_args, train_labels),
+    )
 
 
 def apply_lora(model: HfSentModel, model_args: ModelArguments):
@@ -166,4 +139,4 @@ def publishable_model(trainer: Trainer):
     return model
 
 
-__all__ = ["HfSentTrainer", "ModelError", "apply_lora", "build_model", "build_tokenizer", "publishable_model"]
+__all__ = ["HfSentTrainer", "apply_lora", "build_model", "build_tokenizer", "publishable_model"]

@@ -8,11 +8,18 @@ import fnmatch
 import json
 from pathlib import Path
 
-from ..cards import CARD_FILE, public_value
-from ..recipe import RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
+from ..cards import public_value
+from ..outputs import (
+    CARD_FILE,
+    HANDLER_FILE,
+    RECIPE_FILE,
+    RESULTS_FILE,
+    TOKENIZER_FILES,
+    TRAINER_STATE_FILE,
+    split_results_file,
+)
 from .errors import HubError
 
-HANDLER_FILE = "handler.py"
 # What a published model repo holds (top level of the output directory), by glob.
 ALLOWED_FILES = (
     # weights and config
@@ -21,10 +28,9 @@ ALLOWED_FILES = (
     # model code (remote code) and the Inference Endpoints handler
     "configuration_*.py", "modeling_*.py", "tokenization_*.py", HANDLER_FILE,
     # tokenizer
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
-    "vocab.json", "merges.txt", "*.model",
+    *TOKENIZER_FILES, "vocab.json", "merges.txt", "*.model",
     # card, results, plots
-    CARD_FILE, RESULTS_FILE, "*_results.json", RECIPE_FILE, TRAINER_STATE_FILE, "*.png",
+    CARD_FILE, RESULTS_FILE, split_results_file("*"), RECIPE_FILE, TRAINER_STATE_FILE, "*.png",
 )  # fmt: skip
 CHECKPOINT_DIR = "checkpoint-*"
 # What a checkpoint-*/ folder holds besides ALLOWED_FILES: the Trainer's state to resume from.
@@ -120,7 +126,6 @@ def redacted(path: Path, kind: str) -> bytes:
 __all__ = [
     "ALLOWED_FILES",
     "CHECKPOINT_STATE_FILES",
-    "HANDLER_FILE",
     "LOCAL_FILES",
     "REDACTED_FILES",
     "collect_files",

@@ -12,21 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..cards import CARD_FILE, card_for_push
+from ..cards import card_for_push
+from ..outputs import CARD_FILE, HANDLER_FILE, WEIGHT_FILES
 from .client import hub_client_logging, xet_only_if_served
 from .errors import HubError, resolve_token, with_retries
-from .files import HANDLER_FILE, collect_files
+from .files import collect_files
 
 logger = logging.getLogger("hfsent")
 
 HANDLER_SOURCE = Path(__file__).parents[1] / "endpoint_handler.py"
 DEFAULT_COMMIT_MESSAGE = "Upload hfsent model"
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..outputs import WEIGHT_FILES
 from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_positive_probabilities, max_input_length
 
@@ -62,15 +63,6 @@ def load_model_and_tokenizer(
     return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
 
 
-# Weight files of a torch checkpoint (transformers' names, sharded or not).
-TORCH_WEIGHTS = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
-
-
 def detect_backend(name_or_path: str) -> str:
     """The backend for ``name_or_path``: ``"onnx"`` for an ``.onnx`` file or a folder with an ONNX graph
     (written by ``hfsent export --onnx``) and no torch weights, else ``"torch"`` (checkpoints and Hub ids)."""
@@ -78,7 +70,7 @@ def detect_backend(name_or_path: str) -> str:
     if path.is_file() and path.suffix == ".onnx":
         return "onnx"
     onnx_graph = path.is_dir() and any((path / f).is_file() for f in (ONNX_FILE, INT8_FILE))
-    if onnx_graph and not any((path / f).is_file() for f in TORCH_WEIGHTS):
+    if onnx_graph and not any((path / f).is_file() for f in WEIGHT_FILES):
         return "onnx"
     return "torch"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..arguments import ModelSourceArguments
-from ..recipe import RecipeError
+from ..errors import RecipeError
 from ..validation import PROBABILITY, at_least, between, check_ranges
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datasets import Dataset, DatasetDict, Value, concatenate_datasets, interleave_datasets
 
 from ..datasource import load_source, require_columns
-from ..recipe import RecipeError
+from ..errors import RecipeError
 from .arguments import PretrainDataArguments
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from ..recipe import RecipeError
+from ..errors import RecipeError
 
 Segmenter = Callable[[str], list[str]]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -13,18 +12,14 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from ..arguments import build_config
-from ..cards import render_pretrained_encoder_card, write_card
+from ..arguments import build_model as build_recipe_model
+from ..cards import write_encoder_card
 from ..distributed import configure_logging, release_distributed
-from ..recipe import RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, recipe_to_dict, save_recipe
-from ..runs import (
-    RecipeCheckpointCallback,
-    claim_output_dir,
-    identity_keys,
-    resolve_resume_checkpoint,
-    staged_output,
-)
-from ..tokenizer import load_recipe_tokenizer
+from ..errors import RecipeError
+from ..outputs import RESULTS_FILE, TRAINER_STATE_FILE, split_results_file, staged_output, write_json
+from ..recipe import save_recipe
+from ..runs import RecipeCheckpointCallback, claim_run
+from ..tokenizer import fit_tokenizer_to_model, load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
 from .masking import IGNORE_INDEX, MLMCollator, premask
@@ -94,31 +89,16 @@ def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrained
 def build_model(
     model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> MaskedOnlyBertForMaskedLM:
-    """A new model from the config (from scratch) or the checkpoint to continue, fitted to the tokenizer."""
-    config = build_config(
-        model_args.model_name_or_path,
-        model_args.config_name,
-        model_args.config_overrides,
+    """A new model from the config (from scratch) or the checkpoint to continue, its embeddings fitted to the
+    tokenizer (`hfsent.arguments.build_model`)."""
+    return build_recipe_model(
+        model_args,
+        MaskedOnlyBertForMaskedLM,
+        tokenizer,
+        max_length,
+        resize_embeddings=True,
         cache_dir=model_args.cache_dir,
     )
-    if max_length > config.max_position_embeddings:
-        raise RecipeError(
-            f"max_length {max_length} exceeds the model's max_position_embeddings {config.max_position_embeddings}"
-        )
-    if model_args.model_name_or_path:
-        try:
-            model = MaskedOnlyBertForMaskedLM.from_pretrained(
-                model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir
-            )
-        except OSError as err:
-            raise RecipeError(f"could not load model {model_args.model_name_or_path!r}: {err}") from err
-        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-            model.resize_token_embeddings(len(tokenizer))
-    else:
-        config.vocab_size = len(tokenizer)
-        config.pad_token_id = tokenizer.pad_token_id
-        model = MaskedOnlyBertForMaskedLM(config)
-    return model
 
 
 def prepare_datasets(
@@ -191,20 +171,12 @@ def run_pretraining(
     configure_logging(training_args)
     set_seed(training_args.seed)
     # One run per output folder: another run there (or other files) needs overwrite_output_dir.
-    with training_args.main_process_first(desc="checking the output folder"):
-        claim_output_dir(
-            training_args.output_dir,
-            recipe_to_dict(model_args, data_args, training_args),
-            identity_keys(PretrainModelArguments, PretrainDataArguments, exclude=NON_IDENTITY_KEYS),
-            getattr(training_args, "overwrite_output_dir", False),
-            main=training_args.local_process_index == 0,
-        )
-    resume = resolve_resume_checkpoint(training_args)
+    resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_length)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
     trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_length
-    tokenizer.model_max_length = min(tokenizer.model_max_length, trained_length)
+    fit_tokenizer_to_model(tokenizer, limit=trained_length)
 
     collator = MLMCollator(
         tokenizer=tokenizer,
@@ -253,28 +225,13 @@ def run_pretraining(
         with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
             trainer.save_model(str(staging))
             for split, values in results.items():
-                _write_json(staging / f"{split}_results.json", values)
-            _write_json(staging / RESULTS_FILE, metrics)
+                write_json(staging / split_results_file(split), values)
+            write_json(staging / RESULTS_FILE, metrics)
             trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
             save_recipe(staging, model_args, data_args, training_args)
-            recipe = recipe_to_dict(model_args, data_args, training_args)
-            _write_encoder_card(staging, metrics, recipe, name=output_dir.name)
+            write_encoder_card(staging, name=output_dir.name)  # from the results and recipe just written
     release_distributed(trainer)
     return metrics
-
-
-def _write_json(path: Path, values: dict[str, Any]) -> None:
-    """``values`` as the Trainer's ``save_metrics`` writes them."""
-    path.write_text(json.dumps(values, indent=4, sort_keys=True), encoding="utf-8")
-
-
-def _write_encoder_card(directory: Path, metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> None:
-    """Render the encoder's model card (the model named ``name``) into ``directory``; a card that cannot be
-    rendered is only a warning."""
-    try:
-        write_card(directory, render_pretrained_encoder_card(directory, metrics, recipe, name=name))
-    except Exception as err:  # the card must never cost the user a finished pretraining run
-        logger.warning("could not write the model card: %s: %s", type(err).__name__, err)
 
 
 __all__ = ["build_model", "count_tokens", "evaluate_mlm", "load_pretraining_tokenizer", "run_pretraining"]

@@ -120,7 +120,8 @@ def test_model_index_holds_each_test_metric_once_clearly_named(finetuned_dir, re
 def test_card_says_how_to_install_hfsent_and_lists_every_setting(finetuned_dir, review_csv, tokenizer_dir):
     card = (finetuned_dir / "README.md").read_text(encoding="utf-8")
     assert "pip install hfsent" not in card  # no package index serves it
-    assert 'pip install "hfsent @ git+https://github.com/hfsent/hfsent"' in card
+    assert "install it from its source with `pip install <path to hfsent>`" in card
+    assert "github.com/hfsent" not in card  # no invented address
     differs, _, rest = card.partition("Settings that differ from")[2].partition("<summary>All settings of the run")
     every = rest.partition("</details>")[0]
     recipe = yaml.safe_load((finetuned_dir / "recipe.yaml").read_text())

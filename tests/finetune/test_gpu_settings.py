@@ -6,7 +6,7 @@ import pytest
 
 from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
 from hfsent.recipe import RecipeParser, load_yaml
-from hfsent.runs import accelerator_available, loader_workers
+from hfsent.training_args import accelerator_available, loader_workers
 
 from ..fixtures.helpers import ROOT
 

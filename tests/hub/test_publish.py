@@ -13,7 +13,7 @@ import hfsent
 from hfsent.cli import main as hfsent_main
 
 from ..finetune.test_finetune import EXPECTED_FILES
-from ..fixtures.helpers import REVIEWS, run_cli, run_without_hfsent, tiny_recipe
+from ..fixtures.helpers import REVIEWS, run_cli, run_without_hfsent, tiny_pretrain_recipe, tiny_recipe
 from ..model.test_remote_code import LOAD_WITHOUT_HFSENT
 
 PUBLISHED = EXPECTED_FILES | {"README.md", "handler.py", ".gitattributes"}  # .gitattributes: the Hub's own
@@ -226,3 +226,23 @@ def test_a_file_holding_the_token_is_never_uploaded(hub, finetuned_dir, tmp_path
     with pytest.raises(hfsent.HubError, match=r"all_results\.json contains your Hub token"):
         hfsent.push_to_hub(out, "user/oops")
     assert hub.requests == []
+
+
+def test_pushed_pretraining_output_has_a_card_naming_the_repo(hub, tokenizer_dir, tmp_path):
+    """`hfsent push` of an `hfsent pretrain` output re-renders the encoder card with the repo id, as it does the
+    sentiment card (the card rendered at training time says `your-username/<folder>`)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(REVIEWS * 4) + "\n", encoding="utf-8")
+    out = tmp_path / "mlm"
+    recipe = tiny_pretrain_recipe(tmp_path / "pretrain.yaml", tokenizer_dir, corpus, out)
+    assert hfsent_main(["pretrain", str(recipe)]) == 0
+    assert "your-username/mlm" in (out / "README.md").read_text(encoding="utf-8")  # before it has a repo
+
+    proc = run_cli("push", str(out), "user/zh-enc", env=hub.env)
+    assert proc.returncode == 0, proc.stderr
+    [commit] = _new_commits(hub, "user/zh-enc")
+    card = commit.files["README.md"].decode()
+    assert 'pipeline("fill-mask", model="user/zh-enc")' in card
+    assert "your-username" not in card
+    assert ModelCard(card).data.to_dict()["pipeline_tag"] == "fill-mask"
+    assert "README.md" in commit.paths and "model.safetensors" in commit.paths

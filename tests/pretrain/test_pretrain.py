@@ -23,6 +23,7 @@ from transformers import (
 
 import hfsent
 from hfsent.cli import main as hfsent_main
+from hfsent.errors import RecipeError
 from hfsent.pretrain import (
     MaskedOnlyBertForMaskedLM,
     MLMCollator,
@@ -32,7 +33,7 @@ from hfsent.pretrain import (
     tokenize_documents,
 )
 from hfsent.pretrain.packing import pack_blocks
-from hfsent.recipe import RecipeError, RecipeParser
+from hfsent.recipe import RecipeParser
 
 from ..fixtures.helpers import REVIEWS, ROOT, TINY_OVERRIDES, run_cli, tiny_recipe
 
