@@ -20,11 +20,11 @@ MARKER = re.compile(r"^<!-- recipe-keys: (\w+) -->$", re.MULTILINE)
 def recipe_dataclasses(recipe: str) -> tuple[type, ...]:
     """The dataclasses ``hfsent <recipe>`` parses, in the order of ``hfsent.commands``."""
     if recipe == "finetune":
-        from hfsent.finetune import DataArguments, HfSentTrainingArguments, ModelArguments
+        from hfsent.finetune.arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 
         return ModelArguments, DataArguments, HfSentTrainingArguments
     if recipe == "pretrain":
-        from hfsent.pretrain import PretrainDataArguments, PretrainModelArguments
+        from hfsent.pretrain.arguments import PretrainDataArguments, PretrainModelArguments
         from hfsent.runs import RunTrainingArguments
 
         return PretrainModelArguments, PretrainDataArguments, RunTrainingArguments
