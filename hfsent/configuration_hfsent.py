@@ -66,7 +66,7 @@ class HfSentConfig(BertConfig):
 
     Args:
         threshold: decision threshold on P(pos) used by `hfsent.predict`, the CLI, the server and
-            the Inference Endpoints handler. Tuned on validation data by the fine-tuning recipe.
+            the Inference Endpoints handler: 0.5 unless the fine-tuning recipe's ``threshold_tuning`` moved it.
         pos_weight: optional weight of positive examples in `BCEWithLogitsLoss` (for imbalanced
             data, typically ``n_negative / n_positive``).
         pooling: ``"cls"`` (default) feeds the raw final-layer [CLS] vector to the head, as the

@@ -212,7 +212,7 @@ class HfSentTrainingArguments(RunTrainingArguments):
         metadata={
             "help": (
                 "How the decision threshold is tuned on validation: 'none' (0.5, the default), 'bootstrap' (a "
-                "bagged cut, kept only when it beats 0.5 on 95% of bootstrap resamples), 'best' (the best cut)."
+                "bagged cut, kept only when it beats 0.5 on 95%% of bootstrap resamples), 'best' (the best cut)."
             ),
             "choices": list(THRESHOLD_METHODS),
         },

@@ -119,7 +119,8 @@ class TorchBackend(_BatchedBackend):
     """An `InferenceBackend` running a loaded hfsent `PreTrainedModel` with PyTorch.
 
     Args:
-        model, tokenizer: the loaded model and its tokenizer.
+        model: the loaded model.
+        tokenizer: its tokenizer.
         workers: on a CPU, how many batches run at once, each on one core: with more than one, batches run on
             a pool of threads that each run PyTorch on one intra-op thread (as for `OnnxBackend`, a small model's
             ops are too short to share well between cores, and one thread per batch holds up on a busy
