@@ -25,7 +25,7 @@ def recipe_dataclasses(recipe: str) -> tuple[type, ...]:
         return ModelArguments, DataArguments, HfSentTrainingArguments
     if recipe == "pretrain":
         from hfsent.pretrain.arguments import PretrainDataArguments, PretrainModelArguments
-        from hfsent.runs import RunTrainingArguments
+        from hfsent.training_args import RunTrainingArguments
 
         return PretrainModelArguments, PretrainDataArguments, RunTrainingArguments
     raise ValueError(f"unknown recipe {recipe!r}: expected 'finetune' or 'pretrain'")
