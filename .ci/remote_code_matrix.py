@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
 """Check that saved hfsent checkpoints load as remote code on several transformers versions, hfsent not installed.
 
-Supported range (what this checks): transformers 4.51.3 (the version huggingface-inference-toolkit, the
-Inference Endpoints runtime, pins), the newest 4.x (4.57.6) and the 5.x hfsent is developed on (the one installed
-here, 5.24.0), each with torch 2.13.0 (CPU). On each, a checkpoint loads through ``AutoConfig``, ``AutoModel``,
+Supported range: transformers 4.51.3 (pinned by huggingface-inference-toolkit, the Inference Endpoints runtime)
+through the newest 4.x (4.57.6) and the 5.x hfsent is developed on (the one installed here: 5.24.0), with torch
+2.13.0 (CPU); these three are what this checks. On each, a checkpoint loads through ``AutoConfig``, ``AutoModel``,
 ``AutoModelForSequenceClassification``, ``AutoTokenizer`` (all ``trust_remote_code=True``), the stock
-``pipeline("text-classification")`` and its ``handler.py`` loaded as the Inference Toolkit loads a custom
-handler, and each answers the probabilities hfsent computes here (within ``TOLERANCE``).
+``pipeline("text-classification")`` (a short and a long text, ``truncation=True``, ``top_k=None``) and its
+``handler.py`` loaded as the Inference Toolkit loads a custom handler, and each answers the probabilities hfsent
+computes here within ``TOLERANCE`` (and the tokenizer the same token ids).
 
-Run with the project's environment (hfsent importable): it saves a tiny checkpoint (``HfSentModel`` with the
-bert-base-chinese tokenizer from ``$HFSENT_SHARED``, or the tests' stand-in), computes hfsent's probabilities for
-a short and a long text, then for each version creates (or reuses) a virtual environment under ``--venvs``
-(default ``$HFSENT_MATRIX_DIR`` or ``.cache/remote-code-matrix``; the downloaded wheels are kept there too),
-installs the CPU ``torch==2.13.0`` first and then ``transformers==<version>`` with the
-tokenizers/huggingface_hub/safetensors pip resolves, and runs ``.ci/remote_code_check.py`` there, offline
-(``HF_HUB_OFFLINE=1``), against each checkpoint. It prints a table version x check -> ok/FAIL (with the reasons below it) and exits 1 on any failure.
+Run it with the project's environment (hfsent importable): it saves a tiny checkpoint (``HfSentModel`` with the
+bert-base-chinese tokenizer from ``$HFSENT_SHARED``, or the tests' stand-in) and computes hfsent's answers; then,
+for each version, it creates (or reuses) a virtual environment under ``--venvs`` (default ``$HFSENT_MATRIX_DIR``
+or ``.cache/remote-code-matrix``) with ``transformers==<version>`` and the tokenizers, huggingface_hub and
+safetensors pip resolves (no hfsent); the CPU ``torch==2.13.0`` is installed first, once, into a folder there
+that every environment imports through a ``.pth`` file (transformers does not depend on torch). Wheels are
+downloaded into ``wheels/`` there and installed from it (kept: a second environment needs no network). It runs
+``.ci/remote_code_check.py`` in each environment, offline (``HF_HUB_OFFLINE=1``), on each checkpoint. It
+prints a table version x check -> ok/FAIL, each failure's reason below it, and exits 1 on any failure. Only
+PyPI is reached, and only while creating an environment.
 
-Usage: ``python .ci/remote_code_matrix.py [--venvs DIR] [--versions 4.51.3,...] [CHECKPOINT ...]``: extra
-hfsent checkpoint folders are checked besides the tiny one. Only PyPI is reached (to install); ``make
-remote-code-matrix`` runs it.
+Usage: ``python .ci/remote_code_matrix.py [--venvs DIR] [--versions 4.51.3,...] [CHECKPOINT ...]`` (``make
+remote-code-matrix``): extra hfsent checkpoint folders are checked besides the tiny one. Time on the 2-core
+development machine (shared, load average 7-9): 8 min 45 s from an empty ``--venvs`` folder (3 min 20 s of CPU),
+1 min 20 s with the environments in place (36 s of CPU), so it is not a step of ``.ci/run``.
 """
 
 from __future__ import annotations
@@ -117,32 +122,53 @@ def compare(check: str, got: dict, expected: dict) -> str | None:
     return None
 
 
-def ensure_venv(venvs: Path, version: str) -> Path:
-    """The Python of a virtual environment with CPU torch and ``transformers==version`` (created once, reused).
+def pip_from_wheels(python: Path | str, wheels: Path, requirement: str, *options: str) -> None:
+    """Download ``requirement`` and its dependencies into ``wheels`` (kept: the next environment installs without the
+    network), then install them from there with ``python``'s pip; a CUDA build of torch is refused first."""
+    subprocess.run([str(python), "-m", "pip", "download", "-q", "-d", str(wheels), requirement], check=True)
+    cuda = sorted(p.name for p in wheels.glob("nvidia_*"))
+    if cuda:
+        raise SystemExit(
+            f"pip resolved a CUDA build of torch (it brings {cuda[0]}, ...): make the CPU wheel of {TORCH} "
+            f"available to pip (e.g. --find-links) and remove {wheels}"
+        )
+    install = [str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels), *options]
+    subprocess.run([*install, requirement], check=True)
 
-    The wheels are downloaded into ``venvs/wheels`` first (kept: a later environment installs from there without
-    the network) and installed from there: torch alone first, refused when it would bring CUDA libraries.
-    """
+
+def ensure_torch(venvs: Path) -> Path:
+    """A folder holding the CPU ``torch==2.13.0`` and its dependencies (``pip install --target``), installed once:
+    every version's environment imports it through a ``.pth`` file (transformers does not depend on torch)."""
+    target = venvs / TORCH.replace("==", "-")
+    ready = target / READY
+    if not ready.is_file():
+        print(f"installing {TORCH} into {target} ...", flush=True)
+        pip_from_wheels(sys.executable, venvs / "wheels", TORCH, "--upgrade", "--target", str(target))
+        ready.write_text(TORCH)
+    return target
+
+
+def ensure_venv(venvs: Path, version: str) -> Path:
+    """The Python of a virtual environment with ``transformers==version`` and the shared CPU torch (created once,
+    reused); hfsent is not installed there."""
     venv = venvs / f"transformers-{version}"
     python = venv / "bin" / "python"
-    spec = f"{TORCH} transformers=={version}"
+    torch_dir = ensure_torch(venvs)
+    spec = f"transformers=={version} + {torch_dir.name}"
     ready = venv / READY
     if ready.is_file() and ready.read_text() == spec and python.is_file():
         return python
     started = time.monotonic()
     print(f"creating {venv} ({spec}) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    wheels = venvs / "wheels"
-    pip = [str(python), "-m", "pip"]
-    for requirement in (TORCH, f"transformers=={version}"):  # torch first: nothing else may choose its build
-        subprocess.run([*pip, "download", "-q", "-d", str(wheels), requirement], check=True)
-        cuda = sorted(p.name for p in wheels.glob("nvidia_*"))
-        if cuda:
-            raise SystemExit(
-                f"pip resolved a CUDA build of torch (it brings {cuda[0]}, ...); make the CPU wheel of {TORCH} "
-                f"available to pip (e.g. --find-links) and remove {wheels}"
-            )
-        subprocess.run([*pip, "install", "-q", "--no-index", "--find-links", str(wheels), requirement], check=True)
+    site = subprocess.run(
+        [str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "hfsent-matrix-torch.pth").write_text(f"{torch_dir.resolve()}\n")
+    pip_from_wheels(python, venvs / "wheels", f"transformers=={version}")
     probe = "import importlib.util, torch; print(torch.version.cuda, importlib.util.find_spec('hfsent') is not None)"
     out = subprocess.run([str(python), "-I", "-c", probe], check=True, capture_output=True, text=True).stdout
     if out.split() != ["None", "False"]:

@@ -47,7 +47,7 @@ def test_checkpoint_loads_without_hfsent(tiny_checkpoint, reviews):
 
 
 def test_config_names_a_tokenizer_class_old_pipelines_load(tiny_checkpoint):
-    """transformers < 4.57's pipeline() loads a tokenizer for a remote-code model only when config.json names a
+    """transformers < 4.54's pipeline() loads a tokenizer for a remote-code model only when config.json names a
     ``tokenizer_class`` (else "'NoneType' object is not callable" on 4.51.3, the Inference Toolkit's version;
     `.ci/remote_code_matrix.py` runs it there). The class named must be the tokenizer saved beside the model."""
     import json
