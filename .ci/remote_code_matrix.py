@@ -58,8 +58,9 @@ def default_versions() -> list[str]:
     return [*OLD_VERSIONS, transformers.__version__]
 
 
-def save_tiny_checkpoint(directory: Path) -> Path:
-    """A tiny hfsent checkpoint as a fine-tuning run saves one: model, fitted tokenizer, ``handler.py``."""
+def save_tiny_checkpoint(directory: Path, texts: list[str]) -> Path:
+    """A tiny hfsent checkpoint as a fine-tuning run saves one (model, fitted tokenizer, ``handler.py``), its head
+    set so that ``texts[0]`` is positive and ``texts[1]`` negative, where probabilities are most sensitive."""
     import torch
     from transformers.utils import logging
 
@@ -70,13 +71,18 @@ def save_tiny_checkpoint(directory: Path) -> Path:
     from hfsent.tokenizer import fit_tokenizer_to_model
     from tests.fixtures.helpers import review_tokenizer, tiny_config
 
-    tokenizer = review_tokenizer()
     torch.manual_seed(0)
-    model = hfsent.HfSentModel(tiny_config(len(tokenizer)))
-    with torch.no_grad():  # a head far from 0, so the probabilities differ between texts
-        model.classifier.weight.normal_(0.0, 2.0)
+    tokenizer = review_tokenizer()
+    model = hfsent.HfSentModel(tiny_config(len(tokenizer))).eval()
+    fit_tokenizer_to_model(tokenizer, model.config)
+    with torch.no_grad():
+        batch = tokenizer(texts[:2], truncation=True, padding=True, return_tensors="pt")
+        features = model.bert(**batch).last_hidden_state[:, 0]
+        direction = features[0] - features[1]  # z = w.x + b: z0 - z1 = 4, z0 + z1 = 0 (P(pos) 0.88 and 0.12)
+        model.classifier.weight.copy_(4 * direction / direction.dot(direction))
+        model.classifier.bias.fill_(-float(model.classifier.weight[0] @ (features[0] + features[1])) / 2)
     model.save_pretrained(directory)
-    fit_tokenizer_to_model(tokenizer, model.config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     copy_endpoint_handler(directory)
     return directory
 
@@ -231,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     args.venvs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="remote-code-matrix-") as tmp:
         work = Path(tmp)
-        checkpoints = {"tiny": save_tiny_checkpoint(work / "tiny")}
-        checkpoints.update({p.resolve().name: p.resolve() for p in args.checkpoints})
         texts = [SHORT_TEXT, LONG_TEXT]
+        checkpoints = {"tiny": save_tiny_checkpoint(work / "tiny", texts)}
+        checkpoints.update({p.resolve().name: p.resolve() for p in args.checkpoints})
         texts_file = work / "texts.json"
         texts_file.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
         expected = {name: reference(path, texts) for name, path in checkpoints.items()}
