@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install quickstart test lint docs
+.PHONY: install quickstart test lint docs remote-code-matrix
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ quickstart: install
 
 test: install
 	$(PY) -m pytest -q
+
+# a saved checkpoint as remote code on transformers 4.51.3, the newest 4.x and the installed 5.x, hfsent not
+# installed: one throwaway venv per version under $HFSENT_MATRIX_DIR (default .cache/remote-code-matrix, reused)
+remote-code-matrix: install
+	$(PY) .ci/remote_code_matrix.py
 
 # ruff, then the layout's rules: no import cycle inside hfsent/, a docstring on every public definition
 lint: install

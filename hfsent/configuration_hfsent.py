@@ -19,6 +19,8 @@ AUTO_MAP = {
     "AutoModel": "modeling_hfsent.HfSentModel",
     "AutoModelForSequenceClassification": "modeling_hfsent.HfSentModel",
 }
+# config.tokenizer_class: what the stock pipeline of transformers 4.51-4.53 needs to load the tokenizer (see __init__)
+TOKENIZER_CLASS = "BertTokenizer"
 POOLING_CHOICES = ("cls", "pooler")
 LABEL_KEYS = ("num_labels", "id2label", "label2id")
 # Keys of a plain BERT config that describe its own task head, not the encoder: dropped when a BERT
@@ -103,6 +105,11 @@ class HfSentConfig(BertConfig):
         auto_map = dict(AUTO_MAP)
         auto_map.update(kwargs.pop("auto_map", None) or {})
         kwargs["auto_map"] = auto_map
+        # transformers < 4.54's pipeline() loads a tokenizer only for a model type it knows or a config that names
+        # a tokenizer_class (else: "'NoneType' object is not callable"); the checkpoint's tokenizer_config.json,
+        # which every version reads first, still decides the class. "BertTokenizer" (4.x: tried as
+        # BertTokenizerFast first) is the encoder's own tokenizer on every version.
+        kwargs["tokenizer_class"] = kwargs.get("tokenizer_class") or TOKENIZER_CLASS
         super().__init__(classifier_dropout=classifier_dropout, **kwargs)
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold!r}")
