@@ -18,7 +18,15 @@ import shlex
 import sys
 import traceback
 
-from .errors import debug_enabled, describe_environment_error, environment_error, set_debug
+from .errors import (
+    debug_enabled,
+    describe_environment_error,
+    environment_error,
+    interrupts_kept,
+    report_failure,
+    reports_for_all_processes,
+    set_debug,
+)
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -105,18 +113,18 @@ def _run(name: str, prog: str, rest: list[str]) -> int:
     """Run one command; what escapes it becomes one line on stderr and an exit code."""
     try:
         module = importlib.import_module(COMMANDS[name][0])
-        return int(module.main(rest) or 0)
+        with interrupts_kept():  # a Ctrl-C that a library swallows still ends the run (exit 130)
+            return int(module.main(rest) or 0)
     except KeyboardInterrupt:
-        if debug_enabled():
-            traceback.print_exc()
-        hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        if reports_for_all_processes():  # the launcher passes Ctrl-C to every process: one line is enough
+            if debug_enabled():
+                traceback.print_exc()
+            hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
+            print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:
-        if debug_enabled():
-            traceback.print_exc()
         code, message = describe_failure(err)
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        report_failure(f"{prog}: error: {message}", shared=code == 2)  # bad input: alike on every process
         return code
 
 

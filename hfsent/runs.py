@@ -7,12 +7,14 @@
   wrote there.
 - `resolve_resume_checkpoint`: ``last`` is the newest *complete* checkpoint (weights, trainer state,
   optimizer and scheduler all readable); incomplete ones are skipped with a warning naming the reason.
+- `InterruptCallback`: a Ctrl-C that a library swallowed ends the run at the Trainer's next event.
 - `RecipeCheckpointCallback`: every checkpoint carries the resolved ``recipe.yaml`` (what a resume compares).
 - `staged_output`: a run's final output is assembled in ``.staging`` and moved into place only once whole.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -30,7 +32,8 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback, TrainingArguments
 
-from .recipe import PLOT_FILES, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, save_recipe
+from .errors import raise_pending_interrupt
+from .recipe import PLOT_FILES, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, safe_yaml_load, save_recipe
 
 logger = logging.getLogger("hfsent")
 
@@ -183,7 +186,7 @@ def saved_recipe(directory: Path) -> dict[str, Any] | None:
     for path in candidates:
         if path.is_file():
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                data = safe_yaml_load(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
             if isinstance(data, dict):
@@ -211,16 +214,49 @@ def identity_keys(*dataclass_types: type, exclude: Iterable[str] = ()) -> list[s
     return [name for name in dict.fromkeys(names) if name not in skip]
 
 
+def _data_location(source: str) -> Path | None:
+    """The local file or folder a data source reads (a glob: the folder before its first wildcard), else None."""
+    expanded = os.path.expanduser(source)
+    if glob.has_magic(expanded):
+        parts = Path(expanded).parts
+        expanded = str(Path(*parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))] or ["."]))
+    return Path(expanded).resolve() if os.path.exists(expanded) else None
+
+
+def check_apart_from_data(output_dir: str | os.PathLike, sources: Iterable[str | None]) -> None:
+    """`RecipeError` naming both paths if ``output_dir`` is a data source, lies inside a data folder (folders are
+    read with their subfolders) or holds a data file: the run, or the next one, would read its own output as data.
+    Hub ids and builtins are not local and never overlap."""
+    out = Path(output_dir).expanduser().resolve()
+    for source in sources:
+        location = _data_location(str(source)) if source else None
+        if location is None:
+            continue
+        if out == location or location in out.parents or out in location.parents:
+            where = "is" if out == location else "lies inside" if location in out.parents else "holds"
+            raise RecipeError(
+                f"output_dir {str(output_dir)!r} {where} the data {str(source)!r}: a run would read its own output "
+                "as data; choose an output_dir outside the data's folders"
+            )
+
+
 def claim_output_dir(
-    output_dir: str | os.PathLike, recipe: Mapping[str, Any], keys: Iterable[str], overwrite: bool, main: bool = True
+    output_dir: str | os.PathLike,
+    recipe: Mapping[str, Any],
+    keys: Iterable[str],
+    overwrite: bool,
+    main: bool = True,
+    data_sources: Iterable[str | None] = (),
 ) -> None:
     """Make sure ``output_dir`` may take this run; raise `RecipeError` (naming what is there) if not.
 
+    First, ``output_dir`` must be apart from every local path of ``data_sources`` (`check_apart_from_data`).
     Accepted: an absent or empty folder (hfsent's own leftovers ``.staging``/``.tokenizer`` do not count), or
     one holding a run (finished or interrupted) of the same recipe (the ``keys`` of its ``recipe.yaml`` equal
     ``recipe``'s). Anything else needs ``overwrite``: then the main process removes the files hfsent wrote
     there (`OUTPUT_FILES`, checkpoints holding a ``recipe.yaml``, its hidden folders), keeping all others.
     """
+    check_apart_from_data(output_dir, data_sources)
     path = Path(output_dir)
     if not path.exists():
         return
@@ -268,6 +304,17 @@ def remove_run_files(directory: Path) -> None:
     logger.warning("overwrite_output_dir: removed %d earlier hfsent file(s)/folder(s) from %s", len(removed), directory)
 
 
+class InterruptCallback(TrainerCallback):
+    """Ends the run at the Trainer's next event if a Ctrl-C was swallowed before (`raise_pending_interrupt`): while
+    the data was prepared (``datasets`` swallows it while hashing a map's function) or by anything during training."""
+
+    def _check(self, args, state, control, **kwargs):
+        raise_pending_interrupt()
+
+    on_train_begin = on_epoch_begin = on_step_begin = on_step_end = on_substep_end = _check
+    on_evaluate = on_predict = on_prediction_step = on_save = on_log = on_train_end = _check
+
+
 class RecipeCheckpointCallback(TrainerCallback):
     """Writes the resolved recipe into every checkpoint, so that a resume can tell its own run from another."""
 
@@ -290,6 +337,7 @@ def staged_output(output_dir: str | os.PathLike) -> Iterator[Path]:
     folder is removed. When it fails (a full disk, Ctrl-C, a crash), the staging folder is removed and the
     exception goes on: ``output_dir`` is left as it was, with no half-written output. Main process only.
     """
+    raise_pending_interrupt()  # a Ctrl-C swallowed since the Trainer's last event: nothing is written
     output_dir = Path(output_dir)
     staging = output_dir / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
@@ -371,6 +419,36 @@ def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
     return None
 
 
+# The Trainer's pickled state in a checkpoint, which resuming loads with torch's safe (weights-only) unpickler
+PICKLED_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth")
+
+
+def check_checkpoint_safe(checkpoint: str | os.PathLike) -> None:
+    """`RecipeError` naming the checkpoint and the file if a pickle the Trainer loads when resuming
+    (`PICKLED_STATE_FILES`) holds objects torch's weights-only loader refuses (a pickle can run code: such a file
+    is never loaded otherwise) or cannot be read. Tensors are memory-mapped, not read."""
+    import pickle
+
+    import torch
+    from transformers.trainer_pt_utils import safe_globals  # the numpy types the Trainer allows in rng_state
+
+    path = Path(checkpoint)
+    for file in sorted(f for pattern in PICKLED_STATE_FILES for f in path.glob(pattern) if f.is_file()):
+        try:
+            with safe_globals():
+                torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except pickle.UnpicklingError:
+            raise RecipeError(
+                f"checkpoint {str(path)!r} cannot be resumed from: {file.name} holds objects that are not tensors or "
+                "plain values (a pickle that could run code when loaded); resume from a checkpoint your own run "
+                "wrote, or start afresh"
+            ) from None
+        except (OSError, RuntimeError, ValueError, EOFError) as err:
+            raise RecipeError(
+                f"checkpoint {str(path)!r} cannot be resumed from: {file.name} is unreadable ({type(err).__name__})"
+            ) from None
+
+
 def newest_complete_checkpoint(directory: str | os.PathLike) -> str | None:
     """The complete checkpoint with the most steps in ``directory`` (logging each newer one skipped, and why)."""
     for checkpoint in reversed(checkpoints(directory)):
@@ -396,18 +474,24 @@ def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
                 value,
                 training_args.output_dir,
             )
+        else:
+            check_checkpoint_safe(last)
         return last
     if not os.path.isdir(value):
         raise RecipeError(f"resume_from_checkpoint {value!r} is not a checkpoint folder (or use 'last')")
     if problem := checkpoint_problem(value):
         raise RecipeError(f"resume_from_checkpoint {value!r} is incomplete ({problem}): pick another, or 'last'")
+    check_checkpoint_safe(value)
     return value
 
 
 __all__ = [
     "OUTPUT_FILES",
+    "InterruptCallback",
     "RecipeCheckpointCallback",
     "RunTrainingArguments",
+    "check_apart_from_data",
+    "check_checkpoint_safe",
     "checkpoint_problem",
     "checkpoints",
     "claim_output_dir",

@@ -24,6 +24,7 @@ from ..hub import copy_endpoint_handler, take_push_settings
 from ..recipe import METRICS, RESULTS_FILE, TRAINER_STATE_FILE, recipe_to_dict, save_recipe
 from ..runs import (
     TOKENIZER_DIR,
+    InterruptCallback,
     RecipeCheckpointCallback,
     accelerator_available,
     claim_output_dir,
@@ -85,6 +86,7 @@ def finetune(
             identity_keys(ModelArguments, DataArguments, exclude=NON_IDENTITY_KEYS),
             training_args.overwrite_output_dir,
             main=training_args.local_process_index == 0,
+            data_sources=[data_args.dataset_name],
         )
     resume = resolve_resume_checkpoint(training_args)
 
@@ -111,7 +113,12 @@ def finetune(
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
     card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
-    callbacks = [*(callbacks or []), card, RecipeCheckpointCallback(model_args, data_args, training_args)]
+    callbacks = [
+        *(callbacks or []),
+        card,
+        RecipeCheckpointCallback(model_args, data_args, training_args),
+        InterruptCallback(),
+    ]
     if has_validation and training_args.load_best_model_at_end and training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
 

@@ -115,11 +115,13 @@ def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoint
             f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)",
             bad_input=True,
         )
-    if not any((output_dir / name).is_file() and not (output_dir / name).is_symlink() for name in WEIGHT_FILES):
-        raise HubError(
-            f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output", bad_input=True
-        )
     files, left_out = collect_files(output_dir, include_checkpoints=include_checkpoints)
+    if not any(name in files for name in WEIGHT_FILES):  # absent, or left out (a symlink, a hard link)
+        why = next((f": {name} is a {left_out[name]}" for name in WEIGHT_FILES if name in left_out), "")
+        raise HubError(
+            f"{str(output_dir)!r} has no model weights (model.safetensors{why}): push a finished output",
+            bad_input=True,
+        )
     if _is_hfsent_model(output_dir) and HANDLER_FILE not in files:
         files[HANDLER_FILE] = HANDLER_SOURCE
     card = card_for_push(output_dir, repo_id)

@@ -18,6 +18,7 @@ from ..cards import render_pretrained_encoder_card, write_card
 from ..distributed import configure_logging, release_distributed
 from ..recipe import RESULTS_FILE, TRAINER_STATE_FILE, RecipeError, recipe_to_dict, save_recipe
 from ..runs import (
+    InterruptCallback,
     RecipeCheckpointCallback,
     claim_output_dir,
     identity_keys,
@@ -198,6 +199,7 @@ def run_pretraining(
             identity_keys(PretrainModelArguments, PretrainDataArguments, exclude=NON_IDENTITY_KEYS),
             getattr(training_args, "overwrite_output_dir", False),
             main=training_args.local_process_index == 0,
+            data_sources=[*data_args.dataset_name, *data_args.exclude_texts],
         )
     resume = resolve_resume_checkpoint(training_args)
     tokenizer = load_pretraining_tokenizer(model_args)
@@ -231,7 +233,11 @@ def run_pretraining(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        callbacks=[*(callbacks or []), RecipeCheckpointCallback(model_args, data_args, training_args)],
+        callbacks=[
+            *(callbacks or []),
+            RecipeCheckpointCallback(model_args, data_args, training_args),
+            InterruptCallback(),
+        ],
     )
     results: dict[str, dict[str, Any]] = {}  # by split: what {split}_results.json holds, saved with the model
     if model_args.evaluate_before_training and eval_set is not None:
