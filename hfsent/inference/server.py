@@ -110,11 +110,13 @@ class InferenceServer(ThreadingHTTPServer):
         """Answer one request body (raises `RequestError` for a bad one)."""
         with self.batcher.incoming():
             try:
-                request = parse_payload(json.loads(body))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                payload = json.loads(body)
+            except ValueError as err:  # bad JSON or UTF-8, an integer of more digits than Python converts
                 raise RequestError(400, f"malformed JSON body: {err}") from None
             except RecursionError:
                 raise RequestError(400, "malformed JSON body: nested too deeply") from None
+            try:
+                request = parse_payload(payload)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             if len(request.texts) > self.max_inputs:
