@@ -235,6 +235,17 @@ class RecipeParser(HfArgumentParser):
         if "-h" in argv or "--help" in argv:
             self.print_help()
             raise SystemExit(0)
+        given: dict[str, str] = {}
+        for arg in argv:  # argparse keeps the last of a key given twice: refuse it, as in YAML
+            action = self._option_string_actions.get(arg.split("=", 1)[0]) if arg.startswith("--") else None
+            if action is not None and action.dest != "help":
+                option = arg.split("=", 1)[0]
+                if action.dest in given:
+                    raise RecipeError(
+                        f"{action.dest!r} is given twice on the command line ({given[action.dest]} and {option}): "
+                        "give each key once"
+                    )
+                given[action.dest] = option
         saved = [(a, a.default, a.type, a.choices, a.required) for a in self._actions]
         try:
             for action in self._actions:

@@ -112,6 +112,8 @@ def finetune(
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
+    if training_args.eval_strategy == "no":  # no evaluations: no best model to reload, no early stopping
+        training_args.load_best_model_at_end = False
     card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
     callbacks = [
         *(callbacks or []),
