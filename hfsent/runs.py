@@ -462,7 +462,8 @@ def newest_complete_checkpoint(directory: str | os.PathLike) -> str | None:
 def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     """``resume_from_checkpoint``: a checkpoint folder, or ``last``/``true`` for the newest complete one in
     ``output_dir`` (none there: start afresh, with a warning). A folder that cannot be resumed from raises
-    `RecipeError` naming what it lacks."""
+    `RecipeError` naming what it lacks, or the pickle it holds that torch's safe loader refuses
+    (`check_checkpoint_safe`)."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("", "false", "none"):
         return None
