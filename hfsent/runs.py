@@ -214,13 +214,16 @@ def identity_keys(*dataclass_types: type, exclude: Iterable[str] = ()) -> list[s
     return [name for name in dict.fromkeys(names) if name not in skip]
 
 
-def _data_location(source: str) -> Path | None:
-    """The local file or folder a data source reads (a glob: the folder before its first wildcard), else None."""
+def _data_locations(source: str) -> list[Path]:
+    """The local files and folders a data source reads: a file, a folder (read with its subfolders), the files a
+    glob matches (a recursive ``**`` glob: the folder before its first wildcard); none for a Hub id or builtin."""
     expanded = os.path.expanduser(source)
+    if glob.has_magic(expanded) and "**" not in expanded:
+        return [Path(f).resolve() for f in glob.glob(expanded)]
     if glob.has_magic(expanded):
         parts = Path(expanded).parts
         expanded = str(Path(*parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))] or ["."]))
-    return Path(expanded).resolve() if os.path.exists(expanded) else None
+    return [Path(expanded).resolve()] if os.path.exists(expanded) else []
 
 
 def check_apart_from_data(output_dir: str | os.PathLike, sources: Iterable[str | None]) -> None:
@@ -228,10 +231,7 @@ def check_apart_from_data(output_dir: str | os.PathLike, sources: Iterable[str |
     read with their subfolders) or holds a data file: the run, or the next one, would read its own output as data.
     Hub ids and builtins are not local and never overlap."""
     out = Path(output_dir).expanduser().resolve()
-    for source in sources:
-        location = _data_location(str(source)) if source else None
-        if location is None:
-            continue
+    for source, location in ((s, loc) for s in sources if s for loc in _data_locations(str(s))):
         if out == location or location in out.parents or out in location.parents:
             where = "is" if out == location else "lies inside" if location in out.parents else "holds"
             raise RecipeError(
