@@ -89,11 +89,11 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(
-        f"hfsent serve: {args.model} ({backend.name}, threshold {server.threshold:g}) listening on {server.url}",
-        flush=True,
-    )
-    try:
+    try:  # from the banner on, a stop signal always ends here (closed server, "stopped")
+        print(
+            f"hfsent serve: {args.model} ({backend.name}, threshold {server.threshold:g}) listening on {server.url}",
+            flush=True,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass
