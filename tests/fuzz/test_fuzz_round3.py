@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import signal
@@ -179,6 +180,9 @@ def test_item6_ctrl_c_while_datasets_hashes_the_tokenizer_is_not_swallowed(
         return hash_value(self, value)
 
     monkeypatch.setattr(fingerprint.Hasher, "update", update)
+    # datasets warns that it could not hash the function: on a fresh handler, not one an earlier in-process run
+    # bound to a stream pytest has closed since
+    monkeypatch.setattr(logging.root, "handlers", [])
     recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=1)
     assert hfsent_main(["train", str(recipe)]) == 130
     assert pressed
