@@ -10,6 +10,7 @@ model's positions.
 from __future__ import annotations
 
 import logging
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -137,6 +138,11 @@ def build_config(
             config.update_from_string(config_overrides)
         except ValueError as err:
             raise RecipeError(f"bad config_overrides {config_overrides!r}: {err}") from err
+    if config_overrides:
+        where = f"config_overrides {config_overrides!r}"
+    else:
+        where = f"{key} {source!r}" if source else f"model_type {model_type!r}"
+    check_config_sizes(config, where)
     return config
 
 
@@ -197,10 +203,37 @@ def build_model(
     return model
 
 
+# Sizes a BERT-like config must have at least (a config that lies about its size fails here, not in torch)
+POSITIVE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
+def check_config_sizes(config: PretrainedConfig, source: str) -> None:
+    """`RecipeError` naming the config key and ``source`` (the recipe key the config came from) if the config's
+    sizes cannot build a model: a size below 1, ``max_position_embeddings`` below 1, ``hidden_size`` not a
+    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]."""
+    values = config.to_dict()
+
+    def fail(key: str, expected: str) -> typing.NoReturn:
+        raise RecipeError(f"invalid model config ({source}): {key} is {values[key]!r}; expected {expected}")
+
+    for key in (*POSITIVE_CONFIG_KEYS, "max_position_embeddings"):
+        value = values.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            fail(key, "an integer >= 1")
+    heads, hidden = values.get("num_attention_heads"), values.get("hidden_size")
+    if heads and hidden and hidden % heads:
+        fail("hidden_size", f"a multiple of num_attention_heads ({heads})")
+    for key, value in values.items():
+        probability = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+        if key.endswith(("dropout_prob", "_dropout")) and value is not None and not probability:
+            fail(key, "a probability in [0, 1] (or null)")
+
+
 __all__ = [
     "ModelSourceArguments",
     "build_config",
     "build_model",
+    "check_config_sizes",
     "check_local_source",
     "check_max_length",
     "load_config",

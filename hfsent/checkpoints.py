@@ -4,7 +4,8 @@ A value is unset (``null``, ``false``, ``""``), ``last`` (also ``true``: the new
 ``output_dir``; none there starts afresh with a warning) or a checkpoint folder that must exist and be complete.
 `check_resume_value` applies the rule to the value alone (before anything runs), `resolve_resume_checkpoint` to the
 output folder (which checkpoint). Complete: weights, trainer state, optimizer and scheduler all readable
-(`checkpoint_problem`); an incomplete one is skipped with a warning naming the reason.
+(`checkpoint_problem`); an incomplete one is skipped with a warning naming the reason. A checkpoint whose pickled
+state torch's weights-only loader refuses is never resumed from (`check_checkpoint_safe`).
 """
 
 from __future__ import annotations
@@ -108,6 +109,36 @@ def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
     return None
 
 
+# The Trainer's pickled state in a checkpoint, which resuming loads with torch's safe (weights-only) unpickler
+PICKLED_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth")
+
+
+def check_checkpoint_safe(checkpoint: str | os.PathLike) -> None:
+    """`RecipeError` naming the checkpoint and the file if a pickle the Trainer loads when resuming
+    (`PICKLED_STATE_FILES`) holds objects torch's weights-only loader refuses (a pickle can run code: such a file
+    is never loaded otherwise) or cannot be read. Tensors are memory-mapped, not read."""
+    import pickle
+
+    import torch
+    from transformers.trainer_pt_utils import safe_globals  # the numpy types the Trainer allows in rng_state
+
+    path = Path(checkpoint)
+    for file in sorted(f for pattern in PICKLED_STATE_FILES for f in path.glob(pattern) if f.is_file()):
+        try:
+            with safe_globals():
+                torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except pickle.UnpicklingError:
+            raise RecipeError(
+                f"checkpoint {str(path)!r} cannot be resumed from: {file.name} holds objects that are not tensors or "
+                "plain values (a pickle that could run code when loaded); resume from a checkpoint your own run "
+                "wrote, or start afresh"
+            ) from None
+        except (OSError, RuntimeError, ValueError, EOFError) as err:
+            raise RecipeError(
+                f"checkpoint {str(path)!r} cannot be resumed from: {file.name} is unreadable ({type(err).__name__})"
+            ) from None
+
+
 def newest_complete_checkpoint(directory: str | os.PathLike) -> str | None:
     """The complete checkpoint with the most steps in ``directory`` (logging each newer one skipped, and why)."""
     for checkpoint in reversed(checkpoints(directory)):
@@ -120,7 +151,8 @@ def newest_complete_checkpoint(directory: str | os.PathLike) -> str | None:
 
 def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     """The checkpoint a run resumes from (see the module docstring): None to start afresh; a folder that cannot be
-    resumed from raises `RecipeError` naming what it lacks."""
+    resumed from raises `RecipeError` naming what it lacks, or the pickle it holds that torch's safe loader refuses
+    (`check_checkpoint_safe`)."""
     value = check_resume_value(training_args.resume_from_checkpoint)
     if value is None:
         return None
@@ -132,15 +164,19 @@ def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
                 training_args.resume_from_checkpoint,
                 training_args.output_dir,
             )
+        else:
+            check_checkpoint_safe(last)
         return last
     if problem := checkpoint_problem(value):
         raise RecipeError(f"resume_from_checkpoint {value!r} is incomplete ({problem}): pick another, or 'last'")
+    check_checkpoint_safe(value)
     return value
 
 
 __all__ = [
     "RESUME_LAST",
     "RESUME_UNSET",
+    "check_checkpoint_safe",
     "check_resume_value",
     "checkpoint_problem",
     "checkpoints",

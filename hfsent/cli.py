@@ -24,7 +24,9 @@ from .errors import (
     describe_environment_error,
     environment_error,
     first_line,
+    interrupts_kept,
     report_error,
+    reports_for_all_processes,
     set_debug,
 )
 
@@ -106,18 +108,18 @@ def _run(name: str, prog: str, rest: list[str]) -> int:
     """Run one command; what escapes it becomes one line on stderr and an exit code."""
     try:
         module = importlib.import_module(COMMANDS[name][0])
-        return int(module.main(rest) or 0)
+        with interrupts_kept():  # a Ctrl-C that a library swallows still ends the run (exit 130)
+            return int(module.main(rest) or 0)
     except KeyboardInterrupt:
-        if debug_enabled():
-            traceback.print_exc()
-        hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        if reports_for_all_processes():  # the launcher passes Ctrl-C to every process: one line is enough
+            if debug_enabled():
+                traceback.print_exc()
+            hint = f"; resume with: {resume_command(name, rest)}" if name in RESUMABLE else ""
+            print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:
-        if debug_enabled():
-            traceback.print_exc()
         code, message = describe_failure(err)
-        report_error(prog, message)
+        report_error(prog, message, shared=code == 2)  # bad input: alike on every process
         return code
 
 

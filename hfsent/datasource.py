@@ -248,6 +248,8 @@ def load_splits(name: str, config_name: str | None = None) -> DatasetDict:
         try:
             return load_dataset(builder, data_files=split_files, **kwargs)
         except Exception as err:  # datasets wraps parser errors deep inside its builders
+            if "corresponds to no data" in str(err):  # datasets' words for a split without a row
+                raise DataError(f"{name!r} holds no data rows (only a header, or empty files)") from err
             raise DataError(f"could not read {name!r} as {builder}: {err}") from err
     try:
         loaded = load_dataset(name, config_name)

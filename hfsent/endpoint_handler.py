@@ -72,12 +72,12 @@ def parse_payload(data: Any) -> Request:
         raise ValueError(f'the payload must be a JSON object like {{"inputs": "text"}}, got {type(data).__name__}')
     if "inputs" not in data:
         raise ValueError(
-            f'the payload has no "inputs" (keys: {sorted(data)}): send {{"inputs": "text"}} or '
+            f'the payload has no "inputs" (keys: {_shown(sorted(data))}): send {{"inputs": "text"}} or '
             '{"inputs": ["text", ...]}'
         )
     unknown = sorted(set(data) - {"inputs", "parameters"})
     if unknown:
-        raise ValueError(f'unknown payload key(s) {unknown}: send "inputs" and optionally "parameters"')
+        raise ValueError(f'unknown payload key(s) {_shown(unknown)}: send "inputs" and optionally "parameters"')
     inputs = data["inputs"]
     if isinstance(inputs, str):
         texts, batched = [inputs], False
@@ -121,31 +121,31 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         raise ValueError(f'"parameters" must be an object, got {_kind(parameters)}')
     unknown = sorted(set(parameters) - set(PARAMETERS))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; accepted: {list(PARAMETERS)}")
+        raise ValueError(f"unknown parameter(s) {_shown(unknown)}; accepted: {list(PARAMETERS)}")
     options: dict[str, Any] = {}
     if "top_k" in parameters:
         top_k = parameters["top_k"]
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f'"top_k" must be a positive integer or null, got {top_k!r}')
+            raise ValueError(f'"top_k" must be a positive integer or null, got {_shown(top_k)}')
         options["top_k"] = len(LABELS) if top_k is None else min(top_k, len(LABELS))
     if parameters.get("function_to_apply") is not None:
         function = parameters["function_to_apply"]
         if function not in FUNCTIONS:
-            raise ValueError(f'"function_to_apply" must be one of {list(FUNCTIONS)} or null, got {function!r}')
+            raise ValueError(f'"function_to_apply" must be one of {list(FUNCTIONS)} or null, got {_shown(function)}')
         options["function_to_apply"] = function
     if parameters.get("threshold") is not None:
         threshold = parameters["threshold"]
         if not valid_threshold(threshold):
-            raise ValueError(f'"threshold" must be a number strictly between 0 and 1, got {threshold!r}')
+            raise ValueError(f'"threshold" must be a number strictly between 0 and 1, got {_shown(threshold)}')
         options["threshold"] = float(threshold)
     if "truncation" in parameters:
         if not isinstance(parameters["truncation"], bool):
-            raise ValueError(f'"truncation" must be true or false, got {parameters["truncation"]!r}')
+            raise ValueError(f'"truncation" must be true or false, got {_shown(parameters["truncation"])}')
         options["truncation"] = parameters["truncation"]
     if parameters.get("max_length") is not None:
         max_length = parameters["max_length"]
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f'"max_length" must be a positive integer, got {max_length!r}')
+            raise ValueError(f'"max_length" must be a positive integer, got {_shown(max_length)}')
         options["max_length"] = max_length
     return options
 
@@ -153,6 +153,15 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
 def valid_threshold(value: Any) -> bool:
     """Whether ``value`` can be a decision threshold: a number (not a bool) strictly between 0 and 1."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 < value < 1.0
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (a client's value may be megabytes)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deeply; an int of too many digits
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def _kind(value: Any) -> str:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import raise_pending_interrupt
+
 RESULTS_FILE = "all_results.json"
 RECIPE_FILE = "recipe.yaml"
 TRAINER_STATE_FILE = "trainer_state.json"
@@ -94,6 +96,7 @@ def staged_output(output_dir: str | os.PathLike) -> Iterator[Path]:
     folder is removed. When it fails (a full disk, Ctrl-C, a crash), the staging folder is removed and the
     exception goes on: ``output_dir`` is left as it was, with no half-written output. Main process only.
     """
+    raise_pending_interrupt()  # a Ctrl-C swallowed since the Trainer's last event: nothing is written
     output_dir = Path(output_dir)
     staging = output_dir / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)

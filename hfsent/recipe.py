@@ -18,7 +18,6 @@ import difflib
 import os
 import re
 import sys
-import traceback
 import types
 import typing
 import warnings
@@ -30,7 +29,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .checkpoints import check_resume_value
-from .errors import RecipeError, debug_enabled, environment_error, first_line, report_error
+from .errors import FILE_SYSTEM_ERRNOS, RecipeError, environment_error, first_line, report_error
 from .outputs import RECIPE_FILE
 from .validation import TRAINING_ARGUMENT_RANGES, RecipeKey, check_training_steps, check_writable
 
@@ -38,15 +37,92 @@ from .validation import TRAINING_ARGUMENT_RANGES, RecipeKey, check_training_step
 _BARE_PERCENT = re.compile(r"(?<!%)%(?![%(])")
 
 
+# A recipe file is a few kilobytes; these bound what loading any YAML file of a run costs (time and memory).
+MAX_RECIPE_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000  # values (scalars, lists, mappings) the document holds once its aliases are expanded
+
+
+class YAMLLimitError(yaml.MarkedYAMLError):
+    """A YAML document hfsent refuses to load (duplicate key, aliases expanding too far); marks the line."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses duplicate keys and documents whose aliases expand beyond `MAX_YAML_VALUES`."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _expanded_size(node, {}, set())
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    first = seen[key].start_mark.line + 1
+                    raise YAMLLimitError(
+                        f"key {key_node.value!r} is given twice (first at line {first}); give each key once",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values ``node`` holds with every alias expanded; `YAMLLimitError` beyond `MAX_YAML_VALUES`."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise YAMLLimitError("an alias refers to the value that holds it (a recursive value)", node.start_mark)
+    open_nodes.add(id(node))
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, open_nodes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes) for k, v in node.value)
+    if size > MAX_YAML_VALUES:
+        raise YAMLLimitError(
+            f"the value here holds more than {MAX_YAML_VALUES} values once its aliases (*name) are expanded; "
+            "write the values out",
+            node.start_mark,
+        )
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def safe_yaml_load(text: str) -> Any:
+    """`yaml.safe_load`, bounded: a key given twice, an alias that expands beyond `MAX_YAML_VALUES` values (an
+    alias bomb) or a recursive alias raise `YAMLLimitError`; values nested too deeply raise `yaml.YAMLError`.
+    Every YAML file hfsent reads (recipes, a run's ``recipe.yaml``) goes through here."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader
+    except RecursionError:
+        raise yaml.YAMLError("values nested too deeply") from None
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a recipe YAML file into a dict, with clear errors for a missing or malformed file."""
+    """Read a recipe YAML file into a dict, with clear errors for a missing, oversized or malformed file (a key
+    given twice, aliases expanding beyond `MAX_YAML_VALUES` values: see `safe_yaml_load`)."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {str(path)!r}")
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(
+            f"recipe file {str(path)!r} is {path.stat().st_size} bytes; a recipe may hold at most {MAX_RECIPE_BYTES}"
+        )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise RecipeError(f"recipe file {str(path)!r} is not valid UTF-8 YAML: {first_line(err)}") from None
+        mark = getattr(err, "problem_mark", None)
+        if isinstance(err, YAMLLimitError):
+            raise RecipeError(f"recipe file {str(path)!r}, line {mark.line + 1}: {err.problem}") from None
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RecipeError(f"recipe file {str(path)!r} is not valid UTF-8 YAML{at}: {first_line(err)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -148,6 +224,17 @@ class RecipeParser(HfArgumentParser):
         if "-h" in argv or "--help" in argv:
             self.print_help()
             raise SystemExit(0)
+        given: dict[str, str] = {}
+        for arg in argv:  # argparse keeps the last of a key given twice: refuse it, as in YAML
+            action = self._option_string_actions.get(arg.split("=", 1)[0]) if arg.startswith("--") else None
+            if action is not None and action.dest != "help":
+                option = arg.split("=", 1)[0]
+                if action.dest in given:
+                    raise RecipeError(
+                        f"{action.dest!r} is given twice on the command line ({given[action.dest]} and {option}): "
+                        "give each key once"
+                    )
+                given[action.dest] = option
         saved = [(a, a.default, a.type, a.choices, a.required) for a in self._actions]
         try:
             for action in self._actions:
@@ -207,13 +294,12 @@ def run_recipe_command(
             return 0, parsed, run(*parsed)
         except Exception as err:
             env = environment_error(err)
-            if env is None or env.filename or not output_dir:
+            if env is None or env.filename or not output_dir or env.errno not in FILE_SYSTEM_ERRNOS:
                 raise
-            # a writer that does not say where (safetensors): name the folder the run writes to
+            # a writer that does not say where (safetensors): name the folder the run writes to (a network
+            # failure, such as the Hub unreachable for push_to_hub, is not the folder's and keeps its own message)
             raise OSError(env.errno, f"{env.strerror} while writing", str(output_dir)) from err
     except RecipeError as err:
-        if debug_enabled():
-            traceback.print_exc()
         report_error(prog, str(err))
         return 2, None, None
 

@@ -2,8 +2,9 @@
 
 - `claim_output_dir`: an output folder is empty (or absent), or holds an earlier run of the same recipe
   (resumed or re-run); anything else needs ``--overwrite_output_dir true``, which removes only what hfsent
-  wrote there (`hfsent.outputs.OUTPUT_FILES`).
+  wrote there (`hfsent.outputs.OUTPUT_FILES`); it must lie apart from the run's data (`check_apart_from_data`).
 - `claim_run`: what both recipes do first: claim the folder, resolve the checkpoint to resume from.
+- `InterruptCallback`: a Ctrl-C that a library swallowed ends the run at the Trainer's next event.
 - `RecipeCheckpointCallback`: every checkpoint carries the resolved ``recipe.yaml`` (what a resume compares).
 
 The machine's defaults are in `hfsent.training_args`, checkpoints and resuming in `hfsent.checkpoints`, the names
@@ -12,6 +13,7 @@ of what a run writes and its staged output in `hfsent.outputs`.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -23,9 +25,9 @@ import yaml
 from transformers import TrainerCallback
 
 from .checkpoints import checkpoints, resolve_resume_checkpoint
-from .errors import RecipeError
+from .errors import RecipeError, raise_pending_interrupt
 from .outputs import CHECKPOINT_RE, OUTPUT_FILES, RECIPE_FILE, STAGING_DIR, TOKENIZER_DIR
-from .recipe import recipe_to_dict, save_recipe
+from .recipe import recipe_to_dict, safe_yaml_load, save_recipe
 
 logger = logging.getLogger("hfsent")
 
@@ -61,7 +63,7 @@ def saved_recipe(directory: Path) -> dict[str, Any] | None:
     for path in candidates:
         if path.is_file():
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                data = safe_yaml_load(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
             if isinstance(data, dict):
@@ -89,16 +91,49 @@ def identity_keys(*dataclass_types: type, exclude: Iterable[str] = ()) -> list[s
     return [name for name in dict.fromkeys(names) if name not in skip]
 
 
+def _data_locations(source: str) -> list[Path]:
+    """The local files and folders a data source reads: a file, a folder (read with its subfolders), the files a
+    glob matches (a recursive ``**`` glob: the folder before its first wildcard); none for a Hub id or builtin."""
+    expanded = os.path.expanduser(source)
+    if glob.has_magic(expanded) and "**" not in expanded:
+        return [Path(f).resolve() for f in glob.glob(expanded)]
+    if glob.has_magic(expanded):
+        parts = Path(expanded).parts
+        expanded = str(Path(*parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))] or ["."]))
+    return [Path(expanded).resolve()] if os.path.exists(expanded) else []
+
+
+def check_apart_from_data(output_dir: str | os.PathLike, sources: Iterable[str | None]) -> None:
+    """`RecipeError` naming both paths if ``output_dir`` is a data source, lies inside a data folder (folders are
+    read with their subfolders) or holds a data file: the run, or the next one, would read its own output as data.
+    Hub ids and builtins are not local and never overlap."""
+    out = Path(output_dir).expanduser().resolve()
+    for source, location in ((s, loc) for s in sources if s for loc in _data_locations(str(s))):
+        if out == location or location in out.parents or out in location.parents:
+            where = "is" if out == location else "lies inside" if location in out.parents else "holds"
+            raise RecipeError(
+                f"output_dir {str(output_dir)!r} {where} the data {str(source)!r}: a run would read its own output "
+                "as data; choose an output_dir outside the data's folders"
+            )
+
+
 def claim_output_dir(
-    output_dir: str | os.PathLike, recipe: Mapping[str, Any], keys: Iterable[str], overwrite: bool, main: bool = True
+    output_dir: str | os.PathLike,
+    recipe: Mapping[str, Any],
+    keys: Iterable[str],
+    overwrite: bool,
+    main: bool = True,
+    data_sources: Iterable[str | None] = (),
 ) -> None:
     """Make sure ``output_dir`` may take this run; raise `RecipeError` (naming what is there) if not.
 
+    First, ``output_dir`` must be apart from every local path of ``data_sources`` (`check_apart_from_data`).
     Accepted: an absent or empty folder (hfsent's own leftovers ``.staging``/``.tokenizer`` do not count), or
     one holding a run (finished or interrupted) of the same recipe (the ``keys`` of its ``recipe.yaml`` equal
     ``recipe``'s). Anything else needs ``overwrite``: then the main process removes the files hfsent wrote
     there (`OUTPUT_FILES`, checkpoints holding a ``recipe.yaml``, its hidden folders), keeping all others.
     """
+    check_apart_from_data(output_dir, data_sources)
     path = Path(output_dir)
     if not path.exists():
         return
@@ -146,10 +181,17 @@ def remove_run_files(directory: Path) -> None:
     logger.warning("overwrite_output_dir: removed %d earlier hfsent file(s)/folder(s) from %s", len(removed), directory)
 
 
-def claim_run(model_args: Any, data_args: Any, training_args: Any, exclude: Iterable[str] = ()) -> str | None:
+def claim_run(
+    model_args: Any,
+    data_args: Any,
+    training_args: Any,
+    exclude: Iterable[str] = (),
+    data_sources: Iterable[str | None] = (),
+) -> str | None:
     """What both recipes do before any data loads: claim ``output_dir`` for this run (`claim_output_dir`, the main
-    process first, keyed by every field of the model and data arguments but ``exclude``) and resolve the checkpoint
-    to resume from (`hfsent.checkpoints.resolve_resume_checkpoint`; None: start afresh)."""
+    process first, keyed by every field of the model and data arguments but ``exclude``, apart from every local
+    path of ``data_sources``) and resolve the checkpoint to resume from
+    (`hfsent.checkpoints.resolve_resume_checkpoint`; None: start afresh)."""
     with training_args.main_process_first(desc="checking the output folder"):
         claim_output_dir(
             training_args.output_dir,
@@ -157,8 +199,20 @@ def claim_run(model_args: Any, data_args: Any, training_args: Any, exclude: Iter
             identity_keys(type(model_args), type(data_args), exclude=exclude),
             getattr(training_args, "overwrite_output_dir", False),
             main=training_args.local_process_index == 0,
+            data_sources=data_sources,
         )
     return resolve_resume_checkpoint(training_args)
+
+
+class InterruptCallback(TrainerCallback):
+    """Ends the run at the Trainer's next event if a Ctrl-C was swallowed before (`raise_pending_interrupt`): while
+    the data was prepared (``datasets`` swallows it while hashing a map's function) or by anything during training."""
+
+    def _check(self, args, state, control, **kwargs):
+        raise_pending_interrupt()
+
+    on_train_begin = on_epoch_begin = on_step_begin = on_step_end = on_substep_end = _check
+    on_evaluate = on_predict = on_prediction_step = on_save = on_log = on_train_end = _check
 
 
 class RecipeCheckpointCallback(TrainerCallback):
@@ -176,7 +230,9 @@ class RecipeCheckpointCallback(TrainerCallback):
 
 
 __all__ = [
+    "InterruptCallback",
     "RecipeCheckpointCallback",
+    "check_apart_from_data",
     "claim_output_dir",
     "claim_run",
     "identity_keys",

@@ -26,6 +26,11 @@ def load_tokenizer(name_or_path: str, model_max_length: int | None = None, **kwa
             f"the tokenizer at {name_or_path!r} has no pad token; save it with "
             "`tokenizer.save_pretrained(dir)` rather than copying raw tokenizer files"
         )
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):  # a folder without vocab.txt/tokenizer.json
+        raise ValueError(
+            f"the tokenizer at {name_or_path!r} has no vocabulary (only its {len(tokenizer)} special tokens: every "
+            "text would read as [UNK]); a tokenizer folder needs vocab.txt or tokenizer.json (save_pretrained)"
+        )
     return tokenizer
 
 

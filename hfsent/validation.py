@@ -30,7 +30,8 @@ class Accepts:
 
     Put one in a dataclass field's metadata (``metadata={"help": ..., "accepts": at_least(1)}``), or in
     `TRAINING_ARGUMENT_RANGES` for `TrainingArguments` fields; `RecipeParser` checks it before any work.
-    ``also`` lists single values accepted besides the range (``-1`` for "not set").
+    ``also`` lists single values accepted besides the range (``-1`` for "not set"). NaN is never accepted, and
+    infinities only with ``infinite=True`` (a key whose range really takes one).
     """
 
     low: float | None = None
@@ -38,12 +39,13 @@ class Accepts:
     low_open: bool = False
     high_open: bool = False
     also: tuple[Any, ...] = ()
+    infinite: bool = False
 
     def __call__(self, value: Any) -> bool:
         """Whether ``value`` (a number, or None for an optional key) is accepted."""
         if value is None or value in self.also:
             return True
-        if isinstance(value, float) and math.isnan(value):
+        if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and not self.infinite)):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -220,6 +222,11 @@ class RecipeKey:
                 f"invalid value for {self.name!r} {source}: {value!r}; expected {_describe(self.hint)}"
             ) from None
         items = converted if isinstance(converted, list) else [converted]
+        if any(isinstance(item, float) and not math.isfinite(item) for item in items) and not (
+            self.accepts is not None and self.accepts.infinite
+        ):
+            # NaN or infinity: training would run on NaN (every float key, with or without a range)
+            raise RecipeError(f"invalid value for {self.name!r} {source}: {value!r}; expected a finite number")
         if self.choices and converted is not None:
             for item in items:
                 if item not in self.choices:

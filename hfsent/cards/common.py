@@ -18,6 +18,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..datasource import file_format, is_hub_id, local_data_files, looks_like_local_path
 from ..outputs import CARD_FILE, METRICS, PLOT_FILES, RECIPE_FILE
+from ..recipe import safe_yaml_load
 
 logger = logging.getLogger("hfsent")
 
@@ -63,7 +64,8 @@ def recorded_base_model(directory: str | os.PathLike) -> str | None:
         if (directory / CARD_FILE).is_file():
             card = ModelCard.load(directory / CARD_FILE, ignore_metadata_errors=True).data.get("base_model")
         if (directory / RECIPE_FILE).is_file():
-            recorded.append((yaml.safe_load((directory / RECIPE_FILE).read_text()) or {}).get("model_name_or_path"))
+            recipe = safe_yaml_load((directory / RECIPE_FILE).read_text())
+            recorded.append(recipe.get("model_name_or_path") if isinstance(recipe, dict) else None)
         if (directory / "config.json").is_file():
             recorded.append(json.loads((directory / "config.json").read_text()).get("_name_or_path"))
     except (OSError, ValueError, yaml.YAMLError) as err:

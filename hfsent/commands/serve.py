@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    """Run ``hfsent serve`` until interrupted (Ctrl-C or SIGTERM)."""
+    """Run ``hfsent serve`` until stopped: SIGTERM exits 0 (an orderly stop), Ctrl-C (SIGINT) 130."""
     import signal
     import socket
 
+    from ..cli import EXIT_INTERRUPTED
     from ..inference.server import InferenceServer
 
     parser = build_parser()
@@ -81,19 +82,22 @@ def main(argv: list[str]) -> int:
     if args.host not in LOOPBACK:
         print(f"hfsent serve: warning: listening on {args.host}, reachable from other machines, without authentication")
 
+    terminated = []
+
     def stop(signum: int, frame: object) -> None:
+        terminated.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print(
-        f"hfsent serve: {args.model} ({backend.name}, threshold {server.threshold:g}) listening on {server.url}",
-        flush=True,
-    )
-    try:
+    try:  # from the banner on, a stop signal always ends here (closed server, "stopped")
+        print(
+            f"hfsent serve: {args.model} ({backend.name}, threshold {server.threshold:g}) listening on {server.url}",
+            flush=True,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
     print("hfsent serve: stopped", flush=True)
-    return 0
+    return 0 if terminated else EXIT_INTERRUPTED

@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         code, parsed, results = run_recipe_command(
             PROG, (ModelArguments, DataArguments, HfSentTrainingArguments), DESCRIPTION, finetune, argv
         )
-    except HubError as err:  # push_to_hub: no token (before training) or a failed push (model saved)
-        report_error(PROG, str(err))
+    except HubError as err:  # push_to_hub: no token (every process, before training) or a failed push (model saved)
+        report_error(PROG, str(err))  # no token: alike on every process; a push: rank 0 alone
         return 1
     if code == 0 and parsed[2].process_index == 0:
         print(format_results(results))

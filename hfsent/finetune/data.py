@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Value
 
 from ..datasource import DataError, column_values, load_splits, require_columns
 
@@ -43,9 +43,22 @@ def normalize_label(value: Any) -> int | None:
 
 
 def check_columns(raw: DatasetDict, args: DataArguments) -> None:
-    """Raise if a split lacks the text or label column, naming it and listing the columns it has."""
+    """Raise if a split lacks the text or label column (naming it and listing the columns it has), if both keys name
+    one column, or if the text column does not hold strings (numbers, lists, mappings)."""
+    if args.text_column == args.label_column:
+        raise DataError(
+            f"text_column and label_column are both {args.text_column!r}: name the column of texts and the column of "
+            "0/1 labels"
+        )
     for split, ds in raw.items():
         require_columns(ds, [args.text_column, args.label_column], f"{args.dataset_name} (split {split})")
+        feature = ds.features[args.text_column]
+        if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+            kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
+            raise DataError(
+                f"column {args.text_column!r} of {args.dataset_name!r} (split {split}) holds {kind} values, not text: "
+                "text_column must name a column of strings"
+            )
 
 
 def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:

@@ -22,7 +22,7 @@ from ..distributed import configure_logging, release_distributed
 from ..hub import copy_endpoint_handler, take_push_settings
 from ..outputs import METRICS, RESULTS_FILE, TOKENIZER_DIR, TRAINER_STATE_FILE, staged_output, write_json
 from ..recipe import save_recipe
-from ..runs import RecipeCheckpointCallback, claim_run
+from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
 from ..tokenizer import fit_tokenizer_to_model
 from ..training_args import accelerator_available
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
@@ -71,7 +71,9 @@ def finetune(
     publish = take_push_settings(training_args)
     output_dir = Path(training_args.output_dir)
     # One run per output folder: another run there (or other files) needs overwrite_output_dir.
-    resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS)
+    resume = claim_run(
+        model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS, data_sources=[data_args.dataset_name]
+    )
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
     splits = prepare_splits(load_raw_dataset(data_args), data_args)
@@ -95,8 +97,15 @@ def finetune(
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
+    if training_args.eval_strategy == "no":  # no evaluations: no best model to reload, no early stopping
+        training_args.load_best_model_at_end = False
     card = ModelCardCallback.for_finetuning(model_args, data_args, training_args, splits)
-    callbacks = [*(callbacks or []), card, RecipeCheckpointCallback(model_args, data_args, training_args)]
+    callbacks = [
+        *(callbacks or []),
+        card,
+        RecipeCheckpointCallback(model_args, data_args, training_args),
+        InterruptCallback(),
+    ]
     if has_validation and training_args.load_best_model_at_end and training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
 

@@ -18,6 +18,7 @@ from ..outputs import (
     TRAINER_STATE_FILE,
     split_results_file,
 )
+from ..recipe import safe_yaml_load
 from .errors import HubError
 
 # What a published model repo holds (top level of the output directory), by glob.
@@ -44,6 +45,7 @@ LOCAL_FILES = {
     "training_args.bin": "local paths: the run's TrainingArguments pickled (output_dir, logging_dir, ...); "
     "resuming does not read it",
 }
+HARD_LINK_REASON = "hard link: its content is shared with another path (maybe outside the folder); copy the file"
 # Files uploaded with local paths reduced to ``<local>/<name>`` (as in the card); the local file is not changed.
 REDACTED_FILES = {RECIPE_FILE: "yaml", TRAINER_STATE_FILE: "json"}
 
@@ -55,8 +57,10 @@ def collect_files(output_dir: Path, *, include_checkpoints: bool) -> tuple[dict[
     Only regular files inside ``output_dir`` whose names a model repo holds (`ALLOWED_FILES`; in ``checkpoint-*/``
     folders also `CHECKPOINT_STATE_FILES`) are sent. Left out: hidden files and folders at any depth, symbolic
     links (whether they point inside the folder or out of it: the repo would get a copy of whatever they point to
-    when the push runs), files holding local paths that cannot be redacted (`LOCAL_FILES`), other folders, other
-    files.
+    when the push runs), hard links (a regular file with more than one link, ``st_nlink > 1``: its content is
+    shared with a path that may lie outside the folder; hfsent and the Trainer write every file anew, with one
+    link, so a run's own files are never left out by this), files holding local paths that cannot be redacted
+    (`LOCAL_FILES`), other folders, other files.
     """
     files: dict[str, Path | bytes] = {}
     left_out: dict[str, str] = {}
@@ -96,6 +100,8 @@ def _collect(
             left_out[shown] = "folder: not part of a model repo"
         elif not path.is_file():
             left_out[shown] = "not a regular file"
+        elif path.stat().st_nlink > 1:
+            left_out[shown] = HARD_LINK_REASON
         elif path.name in LOCAL_FILES:
             left_out[shown] = LOCAL_FILES[path.name]
         elif any(fnmatch.fnmatch(path.name, pattern) for pattern in allowed):
@@ -111,7 +117,7 @@ def redacted(path: Path, kind: str) -> bytes:
     try:
         text = path.read_text(encoding="utf-8")
         if kind == "yaml":
-            return yaml.safe_dump(public_value(yaml.safe_load(text)), sort_keys=False, allow_unicode=True).encode()
+            return yaml.safe_dump(public_value(safe_yaml_load(text)), sort_keys=False, allow_unicode=True).encode()
         return (json.dumps(public_value(json.loads(text)), indent=2, sort_keys=True) + "\n").encode()
     except (OSError, ValueError, yaml.YAMLError) as err:
         mark = getattr(err, "problem_mark", None)  # YAML marks count lines from 0, JSON errors from 1

@@ -110,11 +110,23 @@ def plan_push(output_dir: str | os.PathLike, repo_id: str, *, include_checkpoint
             f"{str(output_dir)!r} is not a saved model: it has no config.json (push an output directory)",
             bad_input=True,
         )
-    if not any((output_dir / name).is_file() and not (output_dir / name).is_symlink() for name in WEIGHT_FILES):
+    try:
+        config = json.loads((output_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        at = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
         raise HubError(
-            f"{str(output_dir)!r} has no model weights (model.safetensors): push a finished output", bad_input=True
+            f"{str(output_dir / 'config.json')!r} is not valid JSON{at} ({type(err).__name__}): the model could not "
+            "be loaded from the repo; push a finished output",
+            bad_input=True,
+        ) from None
+    if not isinstance(config, dict):
+        raise HubError(
+            f"{str(output_dir / 'config.json')!r} must hold a JSON object: push a finished output", bad_input=True
         )
     files, left_out = collect_files(output_dir, include_checkpoints=include_checkpoints)
+    if not any(name in files for name in WEIGHT_FILES):  # absent, or left out (a symlink, a hard link)
+        why = next((f"{name} is a {left_out[name]}" for name in WEIGHT_FILES if name in left_out), "model.safetensors")
+        raise HubError(f"{str(output_dir)!r} has no model weights ({why}): push a finished output", bad_input=True)
     if _is_hfsent_model(output_dir) and HANDLER_FILE not in files:
         files[HANDLER_FILE] = HANDLER_SOURCE
     card = card_for_push(output_dir, repo_id)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,9 +43,11 @@ from .microbatch import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, MicroBatche
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 # Texts per request; more get 413 (a request is scored in chunks, so this bounds memory, not latency).
 DEFAULT_MAX_INPUTS = 10_000
-# An oversized body up to this size is read and dropped before the 413, so the client sees the answer
-# (closing a socket with unread data resets the connection); a larger one just closes it.
-DRAIN_LIMIT = 16 << 20
+# An oversized body gets its 413 at once (with ``Connection: close``); then up to this much of it is read and
+# dropped, for at most DRAIN_SECONDS, so that a client still sending sees the answer (closing a socket with unread
+# data resets the connection, and the client would get a broken pipe instead); past that the connection is closed.
+DRAIN_LIMIT = 1 << 30
+DRAIN_SECONDS = 30.0
 
 
 class RequestError(Exception):
@@ -107,11 +110,13 @@ class InferenceServer(ThreadingHTTPServer):
         """Answer one request body (raises `RequestError` for a bad one)."""
         with self.batcher.incoming():
             try:
-                request = parse_payload(json.loads(body))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                payload = json.loads(body)
+            except ValueError as err:  # bad JSON or UTF-8, an integer of more digits than Python converts
                 raise RequestError(400, f"malformed JSON body: {err}") from None
             except RecursionError:
                 raise RequestError(400, "malformed JSON body: nested too deeply") from None
+            try:
+                request = parse_payload(payload)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             if len(request.texts) > self.max_inputs:
@@ -225,10 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"bad Content-Length {length!r}", close=True)
             return None
         if size > self.server.max_body_bytes:
-            remaining = size if size <= DRAIN_LIMIT else 0
-            while remaining > 0 and (chunk := self.rfile.read(min(1 << 16, remaining))):
-                remaining -= len(chunk)
             self._error(413, f"the body is {size} bytes; the limit is {self.server.max_body_bytes}", close=True)
+            self._drain(min(size, DRAIN_LIMIT))
             return None
         try:
             body = self.rfile.read(size)
@@ -239,6 +242,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"the body ended after {len(body)} of its Content-Length {size} bytes", close=True)
             return None
         return body
+
+    def _drain(self, size: int) -> None:
+        """Read and drop up to ``size`` bytes of the request, for at most `DRAIN_SECONDS`."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        try:
+            while size > 0 and time.monotonic() < deadline and (chunk := self.rfile.read1(min(1 << 16, size))):
+                size -= len(chunk)
+        except OSError:  # the client left, or stopped sending (the read timed out)
+            pass
 
     def do_POST(self) -> None:
         body = self._read_body()

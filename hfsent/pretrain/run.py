@@ -18,7 +18,7 @@ from ..distributed import configure_logging, release_distributed
 from ..errors import RecipeError
 from ..outputs import RESULTS_FILE, TRAINER_STATE_FILE, split_results_file, staged_output, write_json
 from ..recipe import save_recipe
-from ..runs import RecipeCheckpointCallback, claim_run
+from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
 from ..tokenizer import fit_tokenizer_to_model, load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments
 from .corpus import load_corpus
@@ -171,7 +171,8 @@ def run_pretraining(
     configure_logging(training_args)
     set_seed(training_args.seed)
     # One run per output folder: another run there (or other files) needs overwrite_output_dir.
-    resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS)
+    sources = [*data_args.dataset_name, *data_args.exclude_texts]
+    resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS, data_sources=sources)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_length)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
@@ -203,7 +204,11 @@ def run_pretraining(
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        callbacks=[*(callbacks or []), RecipeCheckpointCallback(model_args, data_args, training_args)],
+        callbacks=[
+            *(callbacks or []),
+            RecipeCheckpointCallback(model_args, data_args, training_args),
+            InterruptCallback(),
+        ],
     )
     results: dict[str, dict[str, Any]] = {}  # by split: what {split}_results.json holds, saved with the model
     if model_args.evaluate_before_training and eval_set is not None:
