@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..datasource import BUILTIN_PREFIX
 from ..outputs import CARD_DATA_FILE, CARD_FILE, RECIPE_FILE, RESULTS_FILE, TRAINER_STATE_FILE
+from ..recipe import safe_yaml_load
 from . import common
 
 logger = logging.getLogger("hfsent")
@@ -127,7 +127,7 @@ def render_saved_encoder_card(
     """The encoder card of a saved ``hfsent pretrain`` output, from its ``all_results.json`` and ``recipe.yaml``."""
     directory = Path(directory)
     results = json.loads((directory / RESULTS_FILE).read_text(encoding="utf-8"))
-    recipe = yaml.safe_load((directory / RECIPE_FILE).read_text(encoding="utf-8")) or {}
+    recipe = safe_yaml_load((directory / RECIPE_FILE).read_text(encoding="utf-8")) or {}
     return render_pretrained_encoder_card(directory, results, recipe, model_id=model_id, name=name)
 
 
