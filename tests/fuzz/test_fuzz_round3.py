@@ -183,6 +183,9 @@ def test_item6_ctrl_c_while_datasets_hashes_the_tokenizer_is_not_swallowed(
     # datasets warns that it could not hash the function: on a fresh handler, not one an earlier in-process run
     # bound to a stream pytest has closed since
     monkeypatch.setattr(logging.root, "handlers", [])
+    for handler in logging.getLogger("datasets").handlers:  # datasets' own handler, bound at its first import
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", sys.stderr)
     recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, num_train_epochs=1)
     assert hfsent_main(["train", str(recipe)]) == 130
     assert pressed
