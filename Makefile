@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install quickstart test lint
+.PHONY: install quickstart test lint transformers-tests
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) .ci/check_imports.py
 	$(PY) .ci/check_docstrings.py
+
+# transformers' own common model/config tests (from its PyPI sdist) on HfSentModel beside BertForSequenceClassification
+transformers-tests: install
+	$(PY) .ci/transformers_model_tests.py
