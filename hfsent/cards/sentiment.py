@@ -313,7 +313,7 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         max_length=data_args.max_length,
         deduplicated=data_args.deduplicate,
         split_sizes={name: len(y) for name, y in labels.items()},
-        positive_share={name: sum(y) / len(y) for name, y in labels.items() if y},
+        positive_share={name: sum(y) / len(y) for name, y in labels.items() if y and not isinstance(y[0], list)},
         widget=widget,
         hyperparameters=non_default,
         all_hyperparameters={k: public_value(v) for k, v in resolved.items() if not is_publishing_key(k)},

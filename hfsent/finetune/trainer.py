@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..arguments import build_config
-from ..configuration_hfsent import HfSentConfig
+from ..configuration_hfsent import MULTI_LABEL, HfSentConfig
 from ..datasource import column_values
 from ..modeling_hfsent import HfSentModel, give_default_mode
 from ..recipe import RecipeError
@@ -63,25 +63,65 @@ def build_tokenizer(
     return tokenizer
 
 
-def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
+def _pos_weight(model_args: ModelArguments, train_labels: list) -> float | list[float] | None:
+    """The recipe's ``pos_weight``: a number, or with ``auto`` n_negative / n_positive (one per label of a
+    multi-label model, whose ``train_labels`` are 0/1 lists)."""
     if model_args.pos_weight is None:
         return None
     if model_args.pos_weight == "auto":
-        positives = int(np.sum(train_labels))
-        return (len(train_labels) - positives) / max(positives, 1)
+        labels = np.asarray(train_labels, dtype=np.float64)
+        positives = labels.sum(axis=0)
+        weights = (len(labels) - positives) / np.maximum(positives, 1)
+        return weights.tolist() if labels.ndim == 2 else float(weights)
     return float(model_args.pos_weight)  # a number > 0: checked by ModelArguments
 
 
+def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool) -> None:
+    """Raise `ModelError` when ``model_name_or_path`` is an hfsent model whose labels differ from the recipe's.
+
+    A binary recipe (``label_names`` None) continues a binary model only; a multi-label one a model with the same
+    labels in the same order. A BERT encoder (any other model type) gets a new head: nothing to compare.
+    """
+    from transformers import PretrainedConfig
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(model_name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return  # from_pretrained reports it
+    if config.get("model_type") != "hfsent":
+        return
+    loaded = HfSentConfig.from_dict(config)
+    ours = "binary (neg/pos)" if label_names is None else f"{len(label_names)} labels {label_names}"
+    theirs = "binary (neg/pos)" if loaded.is_binary else f"{loaded.num_labels} labels {loaded.label_names}"
+    if (label_names is None) != loaded.is_binary or (label_names is not None and label_names != loaded.label_names):
+        raise ModelError(
+            f"model_name_or_path {model_name_or_path!r} is an hfsent model with {theirs}, but the recipe's "
+            f"label_column gives {ours}: start from a BERT encoder, or use the labels of that model"
+        )
+
+
 def build_model(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train_labels: list[int], max_length: int
+    model_args: ModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    train_labels: list,
+    max_length: int,
+    label_names: list[str] | None = None,
 ) -> HfSentModel:
-    """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init)."""
+    """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init).
+
+    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label.
+    """
     head = {
         "pooling": model_args.pooling,
         "classifier_dropout": model_args.classifier_dropout,
         "pos_weight": _pos_weight(model_args, train_labels),
     }
+    if label_names is not None:
+        head["problem_type"] = MULTI_LABEL
+        head["id2label"] = dict(enumerate(label_names))
+        head["label2id"] = {name: i for i, name in enumerate(label_names)}
     if model_args.model_name_or_path:
+        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code)
         try:
             model = HfSentModel.from_pretrained(
                 model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, **head
@@ -90,11 +130,9 @@ def build_model(
             raise ModelError(f"could not load model_name_or_path {model_args.model_name_or_path!r}: {err}") from err
     else:
         base = build_config(None, model_args.config_name, model_args.config_overrides, model_type="hfsent")
-        config = HfSentConfig(**base.to_dict())  # any BERT config becomes an hfsent config
+        config = HfSentConfig(**{**base.to_dict(), **head})  # any BERT config becomes an hfsent config
         config.vocab_size = len(tokenizer)
         config.pad_token_id = tokenizer.pad_token_id
-        for key, value in head.items():
-            setattr(config, key, value)
         model = HfSentModel(config)
         logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
     if len(tokenizer) > model.config.vocab_size:
@@ -150,8 +188,9 @@ class HfSentTrainer(Trainer):
             lengths = column_values(dataset, self.args.length_column_name)
         else:
             lengths = [len(ids) for ids in column_values(dataset, "input_ids")]
-        has_labels = LABELS_COLUMN in dataset.column_names
-        labels = [int(y) for y in column_values(dataset, LABELS_COLUMN)] if has_labels else None
+        labels = column_values(dataset, LABELS_COLUMN) if LABELS_COLUMN in dataset.column_names else None
+        # binary: each step keeps the label mix; multi-label rows (lists) are grouped by length only
+        labels = None if labels is None or any(isinstance(y, list) for y in labels[:1]) else [int(y) for y in labels]
         step = self.args.train_batch_size * self.args.gradient_accumulation_steps * max(1, self.args.world_size)
         return LengthGroupedStepSampler(
             lengths, step, labels, group_steps=self.args.length_group_steps, seed=self.args.seed
@@ -166,4 +205,12 @@ def publishable_model(trainer: Trainer):
     return model
 
 
-__all__ = ["HfSentTrainer", "ModelError", "apply_lora", "build_model", "build_tokenizer", "publishable_model"]
+__all__ = [
+    "HfSentTrainer",
+    "ModelError",
+    "apply_lora",
+    "build_model",
+    "build_tokenizer",
+    "check_checkpoint_labels",
+    "publishable_model",
+]
