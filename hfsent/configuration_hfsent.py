@@ -66,6 +66,9 @@ class HfSentConfig(BertConfig):
             reference tutorial does, and works for encoders from MLM pretraining, which have no
             pooler; ``"pooler"`` uses BERT's tanh pooler (pretrained only by BERT's NSP task).
         classifier_dropout: dropout before the head (defaults to ``hidden_dropout_prob``).
+        text_pairs: whether the model reads sentence pairs ``(text, text_pair)`` (``[CLS] text [SEP] text_pair
+            [SEP]``, e.g. (aspect, review)): set by fine-tuning with ``text_pair_column``; inference then asks for
+            pairs and refuses single texts, and the reverse.
         **kwargs: any `transformers.BertConfig` argument. A plain BERT config's own labels (its
             ``model_type`` is not ``"hfsent"``) are dropped.
 
@@ -83,6 +86,7 @@ class HfSentConfig(BertConfig):
         pos_weight: float | list[float] | None = None,
         pooling: str = "cls",
         classifier_dropout: float | None = None,
+        text_pairs: bool = False,
         **kwargs,
     ) -> None:
         if kwargs.pop("model_type", self.model_type) != self.model_type:
@@ -106,6 +110,7 @@ class HfSentConfig(BertConfig):
         if pooling not in POOLING_CHOICES:
             raise ValueError(f"pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
         self.pooling = pooling
+        self.text_pairs = bool(text_pairs)
         for name in ("threshold", "pos_weight"):
             value = getattr(self, name)
             if isinstance(value, list) and self.is_binary:

@@ -256,6 +256,10 @@ def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
         return {}
 
 
+# Recipe keys of features a run may not use (many labels, text pairs): listed in the card only when set.
+SHOWN_WHEN_SET = ("label_list", "text_pair_column", "truncation")
+
+
 def collect_finetuning_card_data(model_args, data_args, training_args, splits) -> SentimentModelCardData:
     """Card data known before training: base model, data, splits, label balance, widget examples, hyperparameters.
 
@@ -316,7 +320,11 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         positive_share={name: sum(y) / len(y) for name, y in labels.items() if y and not isinstance(y[0], list)},
         widget=widget,
         hyperparameters=non_default,
-        all_hyperparameters={k: public_value(v) for k, v in resolved.items() if not is_publishing_key(k)},
+        all_hyperparameters={
+            k: public_value(v)
+            for k, v in resolved.items()
+            if not is_publishing_key(k) and not (k in SHOWN_WHEN_SET and v is None)
+        },
         threshold_objective=getattr(training_args, "threshold_objective", "f1"),
         framework_versions=framework_versions(peft),
     )

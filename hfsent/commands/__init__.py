@@ -82,7 +82,21 @@ def load_backend_or_exit(
     backend = backend or detect_backend(model)
     hf_logging.disable_progress_bar()
     try:
-        return load_backend(model, backend, threads)
+        loaded = load_backend(model, backend, threads)
     except (OSError, ValueError) as err:  # not an hfsent model, no tokenizer, unreachable Hub id
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         parser.error(f"cannot load model {model!r} with the {backend} backend: {first_line}")
+    config = loaded.config
+    kind = (
+        "a multi-label model"
+        if getattr(config, "problem_type", None) == "multi_label_classification"
+        else "a text-pair model"
+        if getattr(config, "text_pairs", False)
+        else None
+    )
+    if kind is not None:  # not yet here: refused rather than answered as neg/pos
+        parser.error(
+            f"{model!r} is {kind}, which {parser.prog} does not run yet; use hfsent.predict, "
+            'pipeline("text-classification") or the handler.py saved with the model'
+        )
+    return loaded
