@@ -69,10 +69,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_backend_or_exit(
-    parser: argparse.ArgumentParser, model: str, backend: str | None = None, threads: int | None = None
+    parser: argparse.ArgumentParser,
+    model: str,
+    backend: str | None = None,
+    threads: int | None = None,
+    allow_labels_and_pairs: bool = False,
 ) -> InferenceBackend:
     """Load ``model`` with ``backend`` (None: `~hfsent.inference.detect_backend`); a model that cannot be
-    loaded is a usage error (exit 2)."""
+    loaded is a usage error (exit 2), and so is a multi-label or text-pair model unless ``allow_labels_and_pairs``
+    (the commands that do not run those yet)."""
     from transformers.utils import logging as hf_logging
 
     from ..inference.backends import detect_backend, load_backend
@@ -94,7 +99,7 @@ def load_backend_or_exit(
         if getattr(config, "text_pairs", False)
         else None
     )
-    if kind is not None:  # not yet here: refused rather than answered as neg/pos
+    if kind is not None and (not allow_labels_and_pairs or backend != "torch"):  # refused, not answered as neg/pos
         parser.error(
             f"{model!r} is {kind}, which {parser.prog} does not run yet; use hfsent.predict, "
             'pipeline("text-classification") or the handler.py saved with the model'

@@ -111,3 +111,42 @@ def test_commands_that_do_not_run_multilabel_models_yet_say_so(command, multilab
     assert proc.returncode == 2
     assert "is a multi-label model, which hfsent " + command + " does not run yet" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_predict_command_writes_a_probability_column_per_label(multilabel_dir, tmp_path):
+    import csv
+
+    source = tmp_path / "in.csv"
+    source.write_text("id,review\n1,菜很好吃\n2,\n3,服务员态度很差\n", encoding="utf-8")
+    proc = run_cli("predict", str(multilabel_dir), "-i", str(source), "-o", str(tmp_path / "out.csv"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8")))
+    assert list(rows[0])[2:] == ["pred_labels", *(f"pred_prob_{n}" for n in LABELS.values()), "pred_error"]
+    expected = hfsent.predict(["菜很好吃", "服务员态度很差"], str(multilabel_dir))
+    for row, result in zip([rows[0], rows[2]], expected, strict=True):
+        assert row["pred_labels"] == "|".join(result["labels"])
+        assert [float(row[f"pred_prob_{n}"]) for n in LABELS.values()] == pytest.approx(
+            list(result["scores"].values()), abs=1e-6
+        )
+    assert rows[1]["pred_error"] == "empty text"
+
+
+def test_predict_command_reads_text_pairs(pair_dir, tmp_path):
+    import json
+
+    source = tmp_path / "in.jsonl"
+    rows = [{"aspect": a, "review": t} for a, t in zip(ASPECTS, TEXTS, strict=True)]
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["predict", str(pair_dir), "-i", str(source), "-o", str(out), "--text-column", "aspect"]
+    proc = run_cli(*args, "--text-pair-column", "review")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    expected = hfsent.predict(ASPECTS, str(pair_dir), text_pairs=TEXTS)
+    got = [r["pred_positive_probability"] for r in written]
+    assert got == pytest.approx([r["positive_probability"] for r in expected], abs=1e-6)
+
+    missing = run_cli(*args)
+    assert missing.returncode == 2 and "classifies text pairs: give --text-pair-column" in missing.stderr
+    wrong = run_cli(*args, "--text-pair-column", "reviews")
+    assert wrong.returncode == 2 and "'reviews' not found" in wrong.stderr
