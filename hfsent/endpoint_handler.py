@@ -103,8 +103,8 @@ def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
         return [text], [pair], False
     if not isinstance(inputs, list):
         raise ValueError(
-            '"inputs" must be a string, a list of strings, a {"text": ..., "text_pair": ...} object or a list of '
-            f"them, got {_kind(inputs)}"
+            f'"inputs" must be a string or a list of strings, got {_kind(inputs)} (text pairs: '
+            '{"text": ..., "text_pair": ...} or a list of them)'
         )
     if inputs and all(isinstance(item, Mapping) for item in inputs):
         parsed = [_parse_pair(item, f"item {i} of ") for i, item in enumerate(inputs)]
@@ -112,8 +112,8 @@ def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
     bad = [i for i, text in enumerate(inputs) if not isinstance(text, str)]
     if bad:
         raise ValueError(
-            '"inputs" must be a string, a list of strings or a list of {"text": ..., "text_pair": ...} objects; '
-            f"item {bad[0]} is {_kind(inputs[bad[0]])}"
+            f'"inputs" must be a string or a list of strings; item {bad[0]} is {_kind(inputs[bad[0]])} (text pairs: '
+            'a list of {"text": ..., "text_pair": ...} objects)'
         )
     return list(inputs), None, True
 
