@@ -55,7 +55,8 @@ class Request:
 
     texts: list[str]
     batched: bool
-    top_k: int | None = 1  # None: every label
+    top_k: int = 1  # of a neg/pos model's two labels (null: both)
+    requested_top_k: int | None = 1  # as sent (null: every label), for a multi-label model
     function_to_apply: str | None = None  # None: the model's own (softmax for neg/pos, sigmoid for many labels)
     threshold: float | None = None
     truncation: bool = True
@@ -157,7 +158,8 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         top_k = parameters["top_k"]
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f'"top_k" must be a positive integer or null, got {top_k!r}')
-        options["top_k"] = top_k
+        options["top_k"] = len(LABELS) if top_k is None else min(top_k, len(LABELS))
+        options["requested_top_k"] = top_k
     if parameters.get("function_to_apply") is not None:
         function = parameters["function_to_apply"]
         if function not in FUNCTIONS:
@@ -364,7 +366,7 @@ class EndpointHandler:
                 logits = torch.sigmoid(logits)
             elif function == "softmax":
                 logits = torch.softmax(logits, dim=-1)
-            return format_label_scores(logits.tolist(), self.labels, request.top_k, request.batched)
+            return format_label_scores(logits.tolist(), self.labels, request.requested_top_k, request.batched)
         if request.pairs is not None:
             logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)
             probabilities = torch.sigmoid(logits[:, -1]).tolist()

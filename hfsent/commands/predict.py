@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
         text_column = reader.resolve_text_column(args.text_column)
         if args.text_pair_column is not None:
             reader.resolve_text_column(args.text_pair_column)
+        check_output_path(reader, args.output, args.prefix)
     except InputError as err:
         parser.error(str(err))
     backend = load_backend_or_exit(parser, args.model, args.backend, args.threads, allow_labels_and_pairs=True)
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
             if pairs_model
             else f"{args.model!r} classifies single texts: leave --text-pair-column out"
         )
-    try:
+    try:  # a multi-label model adds other columns
         label_names = backend.config.label_names if not backend.config.is_binary else None
         check_output_path(reader, args.output, args.prefix, label_names)
     except InputError as err:

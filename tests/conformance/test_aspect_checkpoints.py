@@ -137,3 +137,24 @@ def test_peft_lora_with_default_targets(kind, request):
     batch = AutoTokenizer.from_pretrained(path)(["口感", "服务"], [REVIEW, REVIEW], return_tensors="pt", padding=True)
     columns = model.config.num_labels if kind == "labels" else 2
     assert peft_model(**batch).logits.shape == (2, columns)
+
+
+def test_push_publishes_a_card_with_a_model_index_entry_per_label(asap_labels, hub):
+    from huggingface_hub import ModelCard
+
+    assert hfsent_cli("push", str(asap_labels), "user/asap-labels") == 0
+    card = ModelCard(hub.repo("user/asap-labels").files["README.md"].decode())
+    names = list(json.loads((asap_labels / "config.json").read_text())["id2label"].values())
+    results = json.loads((asap_labels / "all_results.json").read_text())
+    per_label = [r for r in card.data.eval_results if r.metric_config]
+    expected = {
+        (name, metric)
+        for name in names
+        for metric in ("f1", "precision", "recall", "roc_auc")
+        if results[f"test_{metric}/{name}"] == results[f"test_{metric}/{name}"]  # not NaN
+    }
+    assert {(r.metric_config, r.metric_type) for r in per_label} == expected
+    for r in per_label:
+        assert r.metric_value == pytest.approx(results[f"test_{r.metric_type}/{r.metric_config}"])
+    assert "| 0 | `" + names[0] + "` |" in card.text  # the per-label table
+    assert "negative sentiment" not in card.text
