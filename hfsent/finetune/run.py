@@ -177,6 +177,8 @@ def finetune(
         )
     else:
         threshold, test_probs, test_labels = _evaluate_binary(trainer, tokenized, training_args, results)
+        if data_args.text_pair_column and test_probs is not None:
+            results.update(_per_first_text(splits["test"][data_args.text_column], test_probs, test_labels, threshold))
     if trainer.is_world_process_zero() and label_names is None:
         results.update(baseline_results(splits, data_args.text_column, training_args.compare_baseline))
 
@@ -234,6 +236,22 @@ def _evaluate_binary(trainer, tokenized, training_args, results: dict[str, Any])
     return threshold, test_probs, test_labels
 
 
+def _per_first_text(first_texts: list[str], probabilities, labels, threshold: float) -> dict[str, Any]:
+    """A text-pair model's test metrics for each first text (e.g. each aspect): ``pair_groups`` (the first texts,
+    sorted), ``test_rows/<text>`` and ``test_<metric>/<text>`` at ``threshold``."""
+    import numpy as np
+
+    first_texts = np.asarray(first_texts, dtype=object)
+    groups = sorted(set(first_texts.tolist()))
+    out: dict[str, Any] = {"pair_groups": groups}
+    for group in groups:
+        rows = first_texts == group
+        out[f"test_rows/{group}"] = int(rows.sum())
+        for name, value in binary_metrics(np.asarray(probabilities)[rows], np.asarray(labels)[rows], threshold).items():
+            out[f"test_{name}/{group}"] = value
+    return out
+
+
 def _evaluate_multilabel(trainer, tokenized, label_names: list[str], training_args, results: dict[str, Any]):
     """`_evaluate_binary` for a multi-label model: one threshold per label (0.5, or tuned on validation by
     ``threshold_tuning``), per-label and averaged metrics. Returns ``(thresholds, test probabilities, labels)``:
@@ -280,6 +298,12 @@ def format_results(results: dict[str, Any]) -> str:
             row = f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}"
             row += "".join(f" {results.get(f'baseline_{b}_test_{name}', float('nan')):>10.4f}" for b in baselines)
             lines.append(row)
+    if results.get("pair_groups"):  # a text-pair model: each first text (aspect) on its own
+        width = max(12, *(len(g) for g in results["pair_groups"]))
+        lines += ["", f"{'first text':<{width}} {'rows':>5} {'accuracy':>9} {'f1':>9} {'roc_auc':>9}"]
+        for group in results["pair_groups"]:
+            cells = " ".join(f"{results[f'test_{m}/{group}']:>9.4f}" for m in ("accuracy", "f1", "roc_auc"))
+            lines.append(f"{group:<{width}} {results[f'test_rows/{group}']:>5} {cells}")
     return "\n".join(lines)
 
 
