@@ -2,10 +2,10 @@
 
 This file is copied next to every saved checkpoint so that the checkpoint loads with
 ``trust_remote_code=True`` where hfsent is not installed: it must only import from
-``torch``/``transformers`` and use relative imports for its siblings. Its annotations are evaluated (no
-``from __future__ import annotations``): transformers reads ``forward``'s ``**kwargs`` annotation to know
-that the model takes ``output_attentions``.
+``torch``/``transformers`` and use relative imports for its siblings.
 """
+
+from __future__ import annotations
 
 import logging as _logging
 import os
@@ -317,6 +317,11 @@ class HfSentModel(BertPreTrainedModel):
         """`PreTrainedModel.save_pretrained`; the weight files get the default file mode (`give_default_mode`)."""
         super().save_pretrained(save_directory, *args, **kwargs)
         give_default_mode(save_directory)
+
+
+# transformers reads the annotation of forward's **kwargs (an object, not the string `from __future__ import
+# annotations` makes of it) to know that the model takes output_attentions (its SDPA/attention tests, as for BERT).
+getattr(HfSentModel.forward, "__wrapped__", HfSentModel.forward).__annotations__["kwargs"] = Unpack[TransformersKwargs]
 
 
 @contextmanager
