@@ -124,7 +124,8 @@ def _parse_pair(item: Mapping, where: str) -> tuple[Any, Any]:
     unknown = sorted(set(item) - {"text", "text_pair"})
     if unknown or "text" not in item or "text_pair" not in item:
         raise ValueError(
-            f'{where}"inputs" is an object with keys {sorted(item)}: a text pair is {{"text": ..., "text_pair": ...}}'
+            f'{where}"inputs" must be a string or a list of strings, got dict with keys {sorted(item)} (a text pair '
+            'is {"text": ..., "text_pair": ...})'
         )
     return item["text"], item["text_pair"]
 
