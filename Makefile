@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install quickstart test lint docs remote-code-matrix
+.PHONY: install quickstart test lint docs remote-code-matrix transformers-tests
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ lint: install
 # the documentation site into site/; --strict: any warning (a broken link, anchor or API reference) fails
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# transformers' own common model/config tests (from its PyPI sdist) on HfSentModel beside BertForSequenceClassification
+transformers-tests: install
+	$(PY) .ci/transformers_model_tests.py

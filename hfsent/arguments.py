@@ -161,7 +161,7 @@ def build_model(
     ``model_class``; with ``config_name``/``config_overrides``, that config) or, without one, new from
     `build_config` (turned into ``model_class``'s config class, its vocabulary fitted to ``tokenizer``).
 
-    ``config_changes`` are set on the config either way (the fine-tuning head's settings). A tokenizer larger than
+    ``config_changes`` are the config's either way (the fine-tuning head's settings and labels). A tokenizer larger than
     the model's vocabulary resizes the embeddings when ``resize_embeddings`` (pretraining learns them), else fails;
     ``max_length`` is checked against the model's positions (`check_max_length`). Every failure is a `RecipeError`
     naming the key.
@@ -183,12 +183,10 @@ def build_model(
     else:
         config_class = model_class.config_class
         config = build_config(None, args.config_name, args.config_overrides, model_type=config_class.model_type)
-        if not isinstance(config, config_class):
-            config = config_class(**config.to_dict())  # a BERT config becomes an hfsent config
+        if config_changes or not isinstance(config, config_class):  # a BERT config becomes an hfsent config
+            config = config_class(**{**config.to_dict(), **config_changes})
         config.vocab_size = len(tokenizer)
         config.pad_token_id = tokenizer.pad_token_id
-        for key, value in config_changes.items():
-            setattr(config, key, value)
         model = model_class(config)
         logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
     vocabulary = model.get_input_embeddings().num_embeddings

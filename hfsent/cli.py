@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("hfsent.commands.predict", "classify every row of a CSV/JSONL/Parquet/text file"),
     "export": ("hfsent.commands.export", "export a model to ONNX (optionally int8-quantized), with a parity check"),
     "serve": ("hfsent.commands.serve", "serve a model over HTTP (Inference Endpoints text-classification API)"),
+    "convert-asap": ("hfsent.commands.convert_asap", "convert ASAP's aspect-sentiment CSVs into training data"),
 }
 # commands whose runs save checkpoints that ``--resume_from_checkpoint last`` continues from
 RESUMABLE = ("train", "pretrain")
@@ -49,7 +50,7 @@ EXIT_INTERRUPTED = 130
 
 def _usage() -> str:
     lines = ["usage: hfsent <command> [args...]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+    lines += [f"  {name:<12} {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
     lines += ["", "Run `hfsent <command> --help` for a command's options."]
     lines += [f"Add {DEBUG_FLAG} (or set HFSENT_DEBUG=1) to any command to see the traceback of a failure."]
     return "\n".join(lines)

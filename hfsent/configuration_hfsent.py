@@ -7,6 +7,7 @@ This file is copied next to every saved checkpoint so that the checkpoint loads 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -22,61 +23,56 @@ AUTO_MAP = {
 # config.tokenizer_class: what the stock pipeline of transformers 4.51-4.53 needs to load the tokenizer (see __init__)
 TOKENIZER_CLASS = "BertTokenizer"
 POOLING_CHOICES = ("cls", "pooler")
+MULTI_LABEL = "multi_label_classification"
 LABEL_KEYS = ("num_labels", "id2label", "label2id")
 # Keys of a plain BERT config that describe its own task head, not the encoder: dropped when a BERT
 # config becomes an hfsent config.
 BERT_HEAD_KEYS = (*LABEL_KEYS, "problem_type")
 
 
-def check_labels(
-    num_labels: int | None = None,
-    id2label: dict[Any, str] | None = None,
-    label2id: dict[str, Any] | None = None,
-) -> None:
-    """Raise a ValueError unless the given label settings describe hfsent's fixed labels ``{0: neg, 1: pos}``.
-
-    hfsent's head is one logit ``z``, returned as the two logit columns ``[0, z]``: ``num_labels`` is 2,
-    ``id2label`` is ``{0: "neg", 1: "pos"}`` (JSON's string keys accepted) and ``label2id`` its inverse.
-    """
-    problems = []
-    if num_labels is not None and num_labels != len(ID2LABEL):
-        problems.append(f"num_labels={num_labels!r}")
-    if id2label is not None:
-        try:
-            same = {int(k): v for k, v in id2label.items()} == ID2LABEL
-        except (AttributeError, TypeError, ValueError):
-            same = False
-        if not same:
-            problems.append(f"id2label={id2label!r}")
-    if label2id is not None:
-        try:
-            same = {k: int(v) for k, v in label2id.items()} == LABEL2ID
-        except (AttributeError, TypeError, ValueError):
-            same = False
-        if not same:
-            problems.append(f"label2id={label2id!r}")
-    if problems:
-        raise ValueError(
-            f"hfsent models have a fixed label space, num_labels=2 with id2label={ID2LABEL} (one logit z, "
-            f"returned as the logit columns [0, z]); got {', '.join(problems)}. Leave the labels unset, or "
-            "fine-tune a stock BertForSequenceClassification for other classes"
-        )
+def _per_label(name: str, value: Any, check: Any, accepted: str) -> float | list[float] | None:
+    """``value`` (a number or a list of numbers, each passing ``check``) as floats, or a ValueError naming it."""
+    if value is None:
+        return None
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    try:
+        floats = [float(v) for v in values if not isinstance(v, bool)]
+    except (TypeError, ValueError):
+        floats = []
+    if not values or len(floats) != len(values) or not all(check(v) for v in floats):
+        raise ValueError(f"{name} must be {accepted} (one number, or a list with one per label), got {value!r}")
+    return floats if isinstance(value, (list, tuple)) else floats[0]
 
 
 class HfSentConfig(BertConfig):
-    """BERT hyperparameters plus the binary-sentiment head's settings.
+    """BERT hyperparameters plus the sentiment head's settings.
+
+    The labels mean what they mean for any transformers model (``num_labels``, ``id2label``, ``label2id``,
+    ``problem_type``). Unset, they are hfsent's binary labels ``{0: "neg", 1: "pos"}``.
+
+    - **Binary** (``num_labels == 2`` and ``problem_type`` is not ``"multi_label_classification"``): one
+      logit ``z``, exposed as the logit columns ``[0, z]``, BCE loss on 0/1 labels; ``threshold`` and
+      ``pos_weight`` are single numbers.
+    - **Multi-label** (``problem_type="multi_label_classification"``, ``num_labels=K``, ``id2label`` naming
+      the labels): K logits, each its own sigmoid, BCE on float 0/1 labels of shape ``(batch, K)``;
+      ``threshold`` and ``pos_weight`` may be one number for all labels or a list with one per label.
+    - Any other label count behaves as the stock ``BertForSequenceClassification`` (K logits; cross-entropy,
+      MSE for a single regression output, BCE for float ``(batch, K)`` labels).
 
     Args:
-        threshold: decision threshold on P(pos) used by `hfsent.predict`, the CLI, the server and
-            the Inference Endpoints handler: 0.5 unless the fine-tuning recipe's ``threshold_tuning`` moved it.
-        pos_weight: optional weight of positive examples in `BCEWithLogitsLoss` (for imbalanced
-            data, typically ``n_negative / n_positive``).
+        threshold: decision threshold on each label's probability used by `hfsent.predict`, the CLI, the server
+            and the Inference Endpoints handler: 0.5 unless the fine-tuning recipe's ``threshold_tuning`` moved it
+            (a list: one per label of a multi-label model).
+        pos_weight: optional weight of positive examples in `BCEWithLogitsLoss` (for imbalanced data,
+            typically ``n_negative / n_positive``; a list: one per label of a multi-label model).
         pooling: ``"cls"`` (default) feeds the raw final-layer [CLS] vector to the head, as the
             reference tutorial does, and works for encoders from MLM pretraining, which have no
             pooler; ``"pooler"`` uses BERT's tanh pooler (pretrained only by BERT's NSP task).
         classifier_dropout: dropout before the head (defaults to ``hidden_dropout_prob``).
-        **kwargs: any `transformers.BertConfig` argument. ``num_labels``, ``id2label`` and ``label2id``
-            may only restate the fixed labels (`check_labels`); a plain BERT config's own labels (its
+        text_pairs: whether the model reads sentence pairs ``(text, text_pair)`` (``[CLS] text [SEP] text_pair
+            [SEP]``, e.g. (aspect, review)): set by fine-tuning with ``text_pair_column``; inference then asks for
+            pairs and refuses single texts, and the reverse.
+        **kwargs: any `transformers.BertConfig` argument. A plain BERT config's own labels (its
             ``model_type`` is not ``"hfsent"``) are dropped.
 
     ``HfSentConfig.from_pretrained`` (and so ``HfSentModel.from_pretrained``) reads a plain BERT
@@ -89,19 +85,25 @@ class HfSentConfig(BertConfig):
 
     def __init__(
         self,
-        threshold: float = 0.5,
-        pos_weight: float | None = None,
+        threshold: float | list[float] = 0.5,
+        pos_weight: float | list[float] | None = None,
         pooling: str = "cls",
         classifier_dropout: float | None = None,
+        text_pairs: bool = False,
         **kwargs,
     ) -> None:
-        # The label space is fixed: two columns for the pipeline, named neg/pos.
-        if kwargs.pop("model_type", self.model_type) == self.model_type:
-            check_labels(kwargs.get("num_labels"), kwargs.get("id2label"), kwargs.get("label2id"))
-        for key in LABEL_KEYS:  # checked above, or another model type's labels (a BERT config's LABEL_0/LABEL_1)
-            kwargs.pop(key, None)
-        kwargs["id2label"] = dict(ID2LABEL)
-        kwargs["label2id"] = dict(LABEL2ID)
+        if kwargs.pop("model_type", self.model_type) != self.model_type:
+            for key in BERT_HEAD_KEYS:  # another model type's head (a BERT config's LABEL_0/LABEL_1)
+                kwargs.pop(key, None)
+        if (
+            kwargs.get("id2label") is None
+            and kwargs.get("num_labels", 2) == 2
+            and kwargs.get("problem_type") != MULTI_LABEL
+        ):
+            kwargs["id2label"] = dict(ID2LABEL)  # hfsent's binary labels by default
+            kwargs.setdefault("label2id", dict(LABEL2ID))
+        elif kwargs.get("id2label") is not None and kwargs.get("label2id") is None:
+            kwargs["label2id"] = {name: int(i) for i, name in kwargs["id2label"].items()}
         auto_map = dict(AUTO_MAP)
         auto_map.update(kwargs.pop("auto_map", None) or {})
         kwargs["auto_map"] = auto_map
@@ -111,31 +113,44 @@ class HfSentConfig(BertConfig):
         # BertTokenizerFast first) is the encoder's own tokenizer on every version.
         kwargs["tokenizer_class"] = kwargs.get("tokenizer_class") or TOKENIZER_CLASS
         super().__init__(classifier_dropout=classifier_dropout, **kwargs)
-        if not 0.0 < float(threshold) < 1.0:
-            raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold!r}")
-        if pos_weight is not None and not float(pos_weight) > 0:
-            raise ValueError(f"pos_weight must be a positive number or None, got {pos_weight!r}")
+        self.threshold = _per_label("threshold", threshold, lambda t: 0.0 < t < 1.0, "strictly between 0 and 1")
+        self.pos_weight = _per_label("pos_weight", pos_weight, lambda w: w > 0, "a positive number or None")
         if pooling not in POOLING_CHOICES:
             raise ValueError(f"pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
-        self.threshold = float(threshold)
-        self.pos_weight = None if pos_weight is None else float(pos_weight)
         self.pooling = pooling
-
-    @property
-    def num_labels(self) -> int | None:
-        """Always 2 (the logit columns ``[0, z]``); setting anything else raises a ValueError."""
-        return len(self.id2label) if self.id2label is not None else None
-
-    @num_labels.setter
-    def num_labels(self, num_labels: int) -> None:
-        """Accept only 2 (neg/pos): anything else raises a ValueError naming the value."""
-        check_labels(num_labels=num_labels)
+        self.text_pairs = bool(text_pairs)
+        for name in ("threshold", "pos_weight"):
+            value = getattr(self, name)
+            if isinstance(value, list) and self.is_binary:
+                raise ValueError(f"{name} of a binary (neg/pos) model is one number, got {value!r}")
+            if isinstance(value, list) and len(value) != self.num_labels:
+                raise ValueError(
+                    f"{name} has {len(value)} values but the model has {self.num_labels} labels "
+                    f"({', '.join(self.label_names)}): give one number, or one per label"
+                )
 
     def __setattr__(self, key: str, value: Any) -> None:
-        if key in ("id2label", "label2id") and value is not None:
-            check_labels(**{key: value})
-            value = dict(ID2LABEL) if key == "id2label" else dict(LABEL2ID)  # JSON's string keys made ints
+        if key == "id2label" and isinstance(value, dict):  # JSON's (and from_pretrained kwargs') string keys
+            with contextlib.suppress(TypeError, ValueError):
+                value = {int(k): v for k, v in value.items()}
         super().__setattr__(key, value)
+
+    @property
+    def is_binary(self) -> bool:
+        """Whether the head is hfsent's binary one: a single logit ``z`` exposed as the columns ``[0, z]``."""
+        return self.num_labels == 2 and self.problem_type != MULTI_LABEL
+
+    @property
+    def label_names(self) -> list[str]:
+        """The label names in logit order."""
+        return [self.id2label[i] for i in sorted(self.id2label)] if self.id2label else []
+
+    def label_thresholds(self) -> list[float]:
+        """One threshold per label of a multi-label model (``threshold`` repeated when it is one number);
+        ``[threshold]`` for a binary model (the threshold on P(pos))."""
+        if isinstance(self.threshold, list):
+            return list(self.threshold)
+        return [self.threshold] * (1 if self.is_binary else self.num_labels)
 
     @classmethod
     def get_config_dict(

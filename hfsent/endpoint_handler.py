@@ -55,11 +55,13 @@ class Request:
 
     texts: list[str]
     batched: bool
-    top_k: int = 1
-    function_to_apply: str = "softmax"
+    top_k: int = 1  # of a neg/pos model's two labels (null: both)
+    requested_top_k: int | None = 1  # as sent (null: every label), for a multi-label model
+    function_to_apply: str | None = None  # None: the model's own (softmax for neg/pos, sigmoid for many labels)
     threshold: float | None = None
     truncation: bool = True
     max_length: int | None = None
+    pairs: list[str] | None = None  # the text_pair of each text, for a sentence-pair model
 
 
 def parse_payload(data: Any) -> Request:
@@ -78,24 +80,54 @@ def parse_payload(data: Any) -> Request:
     unknown = sorted(set(data) - {"inputs", "parameters"})
     if unknown:
         raise ValueError(f'unknown payload key(s) {_shown(unknown)}: send "inputs" and optionally "parameters"')
-    inputs = data["inputs"]
-    if isinstance(inputs, str):
-        texts, batched = [inputs], False
-    elif isinstance(inputs, list):
-        bad = [i for i, text in enumerate(inputs) if not isinstance(text, str)]
-        if bad:
-            raise ValueError(
-                f'"inputs" must be a string or a list of strings; item {bad[0]} is {_kind(inputs[bad[0]])}'
-            )
-        texts, batched = list(inputs), True
-    else:
-        raise ValueError(f'"inputs" must be a string or a list of strings, got {_kind(inputs)}')
+    texts, pairs, batched = _parse_inputs(data["inputs"])
     for i, text in enumerate(texts):
         problem = text_problem(text)
         if problem is not None:
             where = f"item {i} of " if batched else ""
             raise ValueError(f'{where}"inputs" is {problem}: send non-blank text (a string or a list of strings)')
-    return Request(texts, batched, **_parse_parameters(data.get("parameters")))
+    for i, text in enumerate(pairs or []):
+        problem = text_problem(text)
+        if problem is not None:
+            where = f"item {i} of " if batched else ""
+            raise ValueError(f'{where}"inputs" has a "text_pair" that is {problem}: send non-blank text')
+    return Request(texts, batched, pairs=pairs, **_parse_parameters(data.get("parameters")))
+
+
+def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
+    """``(texts, text pairs or None, batched)`` from ``"inputs"``: a string, a ``{"text", "text_pair"}`` object,
+    or a list of either kind (not mixed)."""
+    if isinstance(inputs, str):
+        return [inputs], None, False
+    if isinstance(inputs, Mapping):
+        text, pair = _parse_pair(inputs, "")
+        return [text], [pair], False
+    if not isinstance(inputs, list):
+        raise ValueError(
+            f'"inputs" must be a string or a list of strings, got {_kind(inputs)} (text pairs: '
+            '{"text": ..., "text_pair": ...} or a list of them)'
+        )
+    if inputs and all(isinstance(item, Mapping) for item in inputs):
+        parsed = [_parse_pair(item, f"item {i} of ") for i, item in enumerate(inputs)]
+        return [t for t, _ in parsed], [p for _, p in parsed], True
+    bad = [i for i, text in enumerate(inputs) if not isinstance(text, str)]
+    if bad:
+        raise ValueError(
+            f'"inputs" must be a string or a list of strings; item {bad[0]} is {_kind(inputs[bad[0]])} (text pairs: '
+            'a list of {"text": ..., "text_pair": ...} objects)'
+        )
+    return list(inputs), None, True
+
+
+def _parse_pair(item: Mapping, where: str) -> tuple[Any, Any]:
+    """The ``(text, text_pair)`` of one ``{"text": ..., "text_pair": ...}`` input."""
+    unknown = sorted(set(item) - {"text", "text_pair"})
+    if unknown or "text" not in item or "text_pair" not in item:
+        raise ValueError(
+            f'{where}"inputs" must be a string or a list of strings, got dict with keys {sorted(item)} (a text pair '
+            'is {"text": ..., "text_pair": ...})'
+        )
+    return item["text"], item["text_pair"]
 
 
 def text_problem(value: Any) -> str | None:
@@ -128,6 +160,7 @@ def _parse_parameters(parameters: Any) -> dict[str, Any]:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f'"top_k" must be a positive integer or null, got {_shown(top_k)}')
         options["top_k"] = len(LABELS) if top_k is None else min(top_k, len(LABELS))
+        options["requested_top_k"] = top_k
     if parameters.get("function_to_apply") is not None:
         function = parameters["function_to_apply"]
         if function not in FUNCTIONS:
@@ -214,6 +247,61 @@ def format_predictions(
     return answers
 
 
+def check_input_kind(request: Request, text_pairs: bool) -> None:
+    """Raise a ValueError when a pair payload goes to a single-text model, or single texts to a pair model."""
+    if request.pairs is not None and not text_pairs:
+        raise ValueError(
+            'this model classifies single texts: send {"inputs": "text"} or a list of strings, not text pairs'
+        )
+    if request.pairs is None and text_pairs:
+        raise ValueError(
+            'this model classifies text pairs: send {"inputs": {"text": ..., "text_pair": ...}} or a list of them'
+        )
+
+
+def format_label_scores(
+    scores: Sequence[Sequence[float]], labels: Sequence[str], top_k: int | None = 1, batched: bool = True
+) -> list[Any]:
+    """A multi-label model's answers in the hosted text-classification format: each text's labels ranked by score
+    (its sigmoid, as the pipeline gives a multi-label model), the best first; ``top_k`` of them (None: all)."""
+    answers: list[Any] = []
+    for row in scores:
+        ranked = sorted(
+            ({"label": label, "score": float(s)} for label, s in zip(labels, row, strict=True)),
+            key=lambda r: -r["score"],
+        )
+        answers.append(ranked[0] if top_k == 1 else ranked[:top_k])
+    if top_k != 1 and not batched:
+        return answers[0]
+    return answers
+
+
+@torch.inference_mode()
+def model_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None,
+    max_length: int,
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """The model's logits ``(n, columns)`` in float64 for ``texts`` (sentence pairs with ``pairs``: the pair side is
+    cut to ``max_length``, never the first text, unless that alone is too long)."""
+    rows = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        second = list(pairs[start : start + batch_size]) if pairs is not None else None
+        truncation = "only_second" if second is not None else True
+        try:
+            batch = tokenizer(
+                chunk, second, truncation=truncation, max_length=max_length, padding=True, return_tensors="pt"
+            )
+        except Exception:  # the first text alone is longer than max_length: cut the longest
+            batch = tokenizer(chunk, second, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        rows.append(model(**batch.to(model.device)).logits.double().cpu())
+    return torch.cat(rows) if rows else torch.zeros((0, 2), dtype=torch.float64)
+
+
 def encode_truncated(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """The ``input_ids`` of each text truncated to ``max_length`` tokens (special tokens included), with memory
     bounded by ``max_length`` rather than by the text: a text is tokenized whole only when it is short, else
@@ -250,8 +338,10 @@ class EndpointHandler:
         self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
         self.model.to(self.device).eval()
         config = self.model.config
-        self.threshold = float(getattr(config, "threshold", 0.5))
-        self.labels = (config.id2label[0], config.id2label[1])
+        self.multi_label = getattr(config, "problem_type", None) == "multi_label_classification"
+        self.text_pairs = bool(getattr(config, "text_pairs", False))
+        self.threshold = 0.5 if self.multi_label else float(getattr(config, "threshold", 0.5))
+        self.labels = tuple(config.id2label[i] for i in sorted(config.id2label))
         self.batch_size = batch_size
         positions = getattr(config, "max_position_embeddings", None) or 512
         self.max_length = min(int(self.tokenizer.model_max_length or positions), positions)
@@ -277,8 +367,27 @@ class EndpointHandler:
     def __call__(self, data: dict[str, Any]) -> list[Any]:
         """Answer one request: ``{"inputs": str | [str], "parameters": {...}}``."""
         request = parse_payload(data)
-        probabilities = self.positive_probabilities(request.texts, request.truncation, request.max_length)
+        check_input_kind(request, self.text_pairs)
+        limit = min(request.max_length or self.max_length, self.max_length)
+        if self.multi_label:
+            logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)
+            function = request.function_to_apply or "sigmoid"
+            if function == "sigmoid":
+                logits = torch.sigmoid(logits)
+            elif function == "softmax":
+                logits = torch.softmax(logits, dim=-1)
+            return format_label_scores(logits.tolist(), self.labels, request.requested_top_k, request.batched)
+        if request.pairs is not None:
+            logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)
+            probabilities = torch.sigmoid(logits[:, -1]).tolist()
+        else:
+            probabilities = self.positive_probabilities(request.texts, request.truncation, request.max_length)
         threshold = self.threshold if request.threshold is None else request.threshold
         return format_predictions(
-            probabilities, threshold, request.top_k, request.batched, self.labels, request.function_to_apply
+            probabilities,
+            threshold,
+            request.top_k,
+            request.batched,
+            self.labels,
+            request.function_to_apply or "softmax",
         )

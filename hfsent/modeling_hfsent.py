@@ -1,4 +1,4 @@
-"""The hfsent model: a BERT encoder with a single-logit binary-sentiment head.
+"""The hfsent model: a BERT encoder with a BCE head (one logit for binary sentiment, K for K labels).
 
 This file is copied next to every saved checkpoint so that the checkpoint loads with
 ``trust_remote_code=True`` where hfsent is not installed: it must only import from
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging as _logging
 import os
 from contextlib import contextmanager
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -18,35 +19,91 @@ from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedMode
 from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_hfsent import HfSentConfig
+from .configuration_hfsent import MULTI_LABEL, HfSentConfig
+
+try:  # transformers >= 4.54
+    from transformers.processing_utils import Unpack
+    from transformers.utils import TransformersKwargs
+except ImportError:  # older transformers: the same annotation, spelled here
+    from typing_extensions import Unpack
+
+    class TransformersKwargs(TypedDict, total=False):
+        """The keyword arguments ``forward`` passes on to the encoder."""
+
+        output_attentions: bool | None
+        output_hidden_states: bool | None
+
 
 logger = logging.get_logger(__name__)
 # transformers' logger of `from_pretrained`, whose multi-line "LOAD REPORT" `HfSentModel.from_pretrained` replaces
 _LOADING_LOGGER = "transformers.modeling_utils"
 
 
-def validate_binary_labels(labels: torch.Tensor) -> torch.Tensor:
+def validate_binary_labels(labels: torch.Tensor, num_labels: int = 1) -> torch.Tensor:
     """Return ``labels`` as a float tensor of 0/1, or raise a ValueError naming a bad value.
 
-    Accepts integer, float and bool tensors of shape ``(batch,)`` or ``(batch, 1)``. On an accelerator, or
-    inside ``torch.compile``, the check runs on the device without waiting for it (no host synchronisation
-    per training step): a bad value fails there as a device-side assertion, with a shorter message.
+    With ``num_labels == 1`` (a binary model) accepts integer, float and bool tensors of shape ``(batch,)`` or
+    ``(batch, 1)`` and returns shape ``(batch,)``; with K labels (a multi-label model) shape ``(batch, K)``,
+    returned as it is. On an accelerator, or inside ``torch.compile``, the check runs on the device without
+    waiting for it (no host synchronisation per training step): a bad value fails there as a device-side
+    assertion, with a shorter message.
     """
-    flat = labels.reshape(-1)
+    if num_labels == 1:
+        flat = labels.reshape(-1)
+        meaning = "0 (neg) or 1 (pos)"
+    else:
+        if labels.dim() != 2 or labels.shape[-1] != num_labels:
+            raise ValueError(
+                f"hfsent multi-label labels must have shape (batch, {num_labels}), one 0/1 column per label; "
+                f"got shape {tuple(labels.shape)}"
+            )
+        flat = labels
+        meaning = "0 or 1 for each label"
     if flat.dtype == torch.bool:
         return flat.float()
     flat = flat.float()
     valid = (flat == 0) | (flat == 1)
     if flat.device.type != "cpu" or torch.compiler.is_compiling():
-        torch._assert_async(valid.all(), "hfsent labels must be 0 (neg) or 1 (pos)")
+        torch._assert_async(valid.all(), f"hfsent labels must be {meaning}")
         return flat
     if not bool(valid.all()):
         bad = flat[~valid]
         raise ValueError(
-            f"hfsent labels must be 0 (neg) or 1 (pos); got label value {bad[0].item()!r} "
+            f"hfsent labels must be {meaning}; got label value {bad[0].item()!r} "
             f"({bad.numel()} bad value(s) in this batch of {flat.numel()})"
         )
     return flat
+
+
+def classification_loss(config: HfSentConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of a head with ``config.num_labels`` logit columns (not the binary head), as the stock
+    ``BertForSequenceClassification`` computes it, with hfsent's ``pos_weight`` and 0/1 check for multi-label.
+
+    ``problem_type`` unset is inferred as transformers does (and recorded in ``config``): one label is a
+    regression, integer labels a single-label classification, anything else multi-label.
+    """
+    num_labels = logits.shape[-1]
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = MULTI_LABEL
+    if config.problem_type == "regression":
+        if num_labels == 1:
+            return nn.functional.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return nn.functional.mse_loss(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return nn.functional.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    target = validate_binary_labels(labels, num_labels).to(logits.dtype)
+    pos_weight = None
+    if config.pos_weight is not None:
+        weights = config.pos_weight if isinstance(config.pos_weight, list) else [config.pos_weight] * num_labels
+        if len(weights) != num_labels:
+            raise ValueError(f"pos_weight has {len(weights)} values but the model has {num_labels} labels")
+        pos_weight = torch.tensor(weights, dtype=logits.dtype, device=logits.device)
+    return nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
 
 
 def check_sequence_length(
@@ -100,17 +157,22 @@ def run_encoder(
 
 
 class HfSentModel(BertPreTrainedModel):
-    """BERT encoder + dropout + one linear logit ``z``, trained with ``BCEWithLogitsLoss``.
+    """BERT encoder + dropout + a linear head trained with ``BCEWithLogitsLoss``: one logit per label.
 
-    ``P(pos) = sigmoid(z)``. The head has one output unit (the reference tutorial's design), but the
-    ``logits`` the model exposes have TWO columns, ``[0, z]``: ``softmax([0, z]) == [1 - sigmoid(z),
-    sigmoid(z)]``, so the stock ``pipeline("text-classification")`` prints ``neg``/``pos`` with exactly
-    the BCE probabilities (with a single column it would apply a sigmoid and always print ``pos``).
-    ``z`` itself is ``logits[:, 1]``.
+    **Binary** (the default, `HfSentConfig.is_binary`): one logit ``z``, ``P(pos) = sigmoid(z)``. The head has
+    one output unit (the reference tutorial's design), but the ``logits`` the model exposes have TWO columns,
+    ``[0, z]``: ``softmax([0, z]) == [1 - sigmoid(z), sigmoid(z)]``, so the stock
+    ``pipeline("text-classification")`` prints ``neg``/``pos`` with exactly the BCE probabilities (with a
+    single column it would apply a sigmoid and always print ``pos``). ``z`` itself is ``logits[:, 1]``.
 
-    The pipeline decides at 0.5 (argmax). ``config.threshold`` (tuned on validation data by the
-    fine-tuning recipe) is applied by `hfsent.predict`, the ``hfsent`` CLI, the server and the
-    Inference Endpoints handler.
+    **Multi-label** (``problem_type="multi_label_classification"``, K labels): K logits ``(batch, K)``, each
+    label its own sigmoid; the stock pipeline applies that sigmoid (``top_k=None``: every label and its score).
+
+    Any other label count is the stock ``BertForSequenceClassification``'s head and loss.
+
+    The pipeline decides at 0.5 (argmax for binary). ``config.threshold`` (tuned on validation data by the
+    fine-tuning recipe; one per label for a multi-label model) is applied by `hfsent.predict`, the ``hfsent``
+    CLI, the server and the Inference Endpoints handler.
 
     Pooling (``config.pooling``): ``"cls"`` (default) uses the raw final-layer [CLS] vector, as the
     reference tutorial does; it needs no pooler, which checkpoints from MLM pretraining do not have.
@@ -138,7 +200,7 @@ class HfSentModel(BertPreTrainedModel):
         self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooler")
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.classifier = nn.Linear(config.hidden_size, 1 if config.is_binary else config.num_labels)
         self.post_init()
 
     @classmethod
@@ -146,8 +208,9 @@ class HfSentModel(BertPreTrainedModel):
         """`PreTrainedModel.from_pretrained`, with the loading report of a BERT encoder in one plain line.
 
         From an hfsent checkpoint nothing is missing and nothing is logged. From a plain BERT checkpoint
-        (BertModel, BertForMaskedLM, ...) the new head is logged at INFO; anything else missing, unused or
-        mismatched is one WARNING line (instead of transformers' multi-line "LOAD REPORT" table). When
+        (BertModel, BertForMaskedLM, ...) the new head is logged at INFO; anything else missing or unused
+        is one WARNING line; weights re-initialised for a shape mismatch (``ignore_mismatched_sizes``, e.g. a
+        new label count) get transformers' own report (instead of transformers' multi-line "LOAD REPORT" table). When
         loading fails, transformers' report is logged as usual before the error.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
@@ -160,7 +223,12 @@ class HfSentModel(BertPreTrainedModel):
             for record in reports:  # the error says "look at the above report": show it
                 _logging.getLogger(_LOADING_LOGGER).handle(record)
             raise
-        model._log_loading_info(pretrained_model_name_or_path, info)
+        logged = info
+        if info.get("mismatched_keys"):  # re-initialised weights: transformers' own report, as for a stock model
+            for record in reports:
+                _logging.getLogger(_LOADING_LOGGER).handle(record)
+            logged = {**info, "mismatched_keys": []}
+        model._log_loading_info(pretrained_model_name_or_path, logged)
         return (model, info) if output_loading_info else model
 
     def _log_loading_info(self, source: str | os.PathLike | None, info: dict) -> None:
@@ -203,12 +271,14 @@ class HfSentModel(BertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
-        """Return ``logits`` ``[0, z]`` of shape ``(batch, 2)`` and, given 0/1 ``labels``, the BCE loss.
+        """Return the ``logits`` and, given ``labels``, the loss.
 
-        A `SequenceClassifierOutput`, or with ``return_dict=False`` the tuple ``(loss, logits, ...)``
-        (``loss`` only when ``labels`` are given), as the stock BERT classifier returns.
+        Binary: ``logits`` ``[0, z]`` of shape ``(batch, 2)``, BCE on 0/1 ``labels`` of shape ``(batch,)``.
+        Multi-label: ``(batch, K)`` logits, BCE on 0/1 ``labels`` of shape ``(batch, K)``. Other heads: as
+        `classification_loss`. A `SequenceClassifierOutput`, or with ``return_dict=False`` the tuple
+        ``(loss, logits, ...)`` (``loss`` only when ``labels`` are given), as the stock BERT classifier returns.
         """
         check_sequence_length(self.config, input_ids, inputs_embeds, position_ids)
         outputs = run_encoder(
@@ -218,17 +288,23 @@ class HfSentModel(BertPreTrainedModel):
             features = outputs.pooler_output
         else:
             features = outputs.last_hidden_state[:, 0]
-        z = self.classifier(self.dropout(features)).squeeze(-1)
-        logits = torch.stack([torch.zeros_like(z), z], dim=-1)
+        scores = self.classifier(self.dropout(features))
 
         loss = None
-        if labels is not None:
-            target = validate_binary_labels(labels).to(z.dtype)
-            pos_weight = None
-            if self.config.pos_weight is not None:
-                # made on the device (no host-to-device copy per step)
-                pos_weight = torch.full((), self.config.pos_weight, dtype=z.dtype, device=z.device)
-            loss = nn.functional.binary_cross_entropy_with_logits(z, target, pos_weight=pos_weight)
+        if not self.config.is_binary:
+            logits = scores
+            if labels is not None:
+                loss = classification_loss(self.config, logits, labels)
+        else:
+            z = scores.squeeze(-1)
+            logits = torch.stack([torch.zeros_like(z), z], dim=-1)
+            if labels is not None:
+                target = validate_binary_labels(labels).to(z.dtype)
+                pos_weight = None
+                if self.config.pos_weight is not None:
+                    # made on the device (no host-to-device copy per step)
+                    pos_weight = torch.full((), self.config.pos_weight, dtype=z.dtype, device=z.device)
+                loss = nn.functional.binary_cross_entropy_with_logits(z, target, pos_weight=pos_weight)
 
         return SequenceClassifierOutput(
             loss=loss,
@@ -241,6 +317,11 @@ class HfSentModel(BertPreTrainedModel):
         """`PreTrainedModel.save_pretrained`; the weight files get the default file mode (`give_default_mode`)."""
         super().save_pretrained(save_directory, *args, **kwargs)
         give_default_mode(save_directory)
+
+
+# transformers reads the annotation of forward's **kwargs (an object, not the string `from __future__ import
+# annotations` makes of it) to know that the model takes output_attentions (its SDPA/attention tests, as for BERT).
+getattr(HfSentModel.forward, "__wrapped__", HfSentModel.forward).__annotations__["kwargs"] = Unpack[TransformersKwargs]
 
 
 @contextmanager
@@ -282,4 +363,11 @@ def give_default_mode(save_directory: str | os.PathLike) -> None:
             os.chmod(path, mode)
 
 
-__all__ = ["HfSentModel", "check_sequence_length", "give_default_mode", "run_encoder", "validate_binary_labels"]
+__all__ = [
+    "HfSentModel",
+    "check_sequence_length",
+    "classification_loss",
+    "give_default_mode",
+    "run_encoder",
+    "validate_binary_labels",
+]

@@ -43,6 +43,7 @@ PLOT_FILES = {
     "roc_curve": "roc_curve.png",
     "pr_curve": "pr_curve.png",
     "training_curves": "training_curves.png",
+    "label_metrics": "label_metrics.png",  # a multi-label model's test F1 and ROC-AUC per label
 }
 # The test metrics of a fine-tuning run (``test_<name>`` and ``test_tuned_<name>`` in all_results.json), in the
 # order the console and the model card show them.

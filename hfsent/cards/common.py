@@ -29,6 +29,7 @@ PLOT_TITLES = {
     PLOT_FILES["confusion_matrix"]: "Test confusion matrix",
     PLOT_FILES["roc_curve"]: "Test ROC curve",
     PLOT_FILES["pr_curve"]: "Test precision-recall curve",
+    PLOT_FILES["label_metrics"]: "Test F1 and ROC-AUC per label",
 }
 FRAMEWORKS = ("transformers", "torch", "datasets", "tokenizers", "accelerate", "evaluate", "huggingface_hub", "peft")
 

@@ -121,7 +121,37 @@ class SentimentModelCardData:
     @property
     def threshold_moved(self) -> bool:
         """Whether the run's ``threshold_tuning`` moved the decision threshold away from 0.5 (the default keeps it)."""
-        return self.results.get("threshold", 0.5) != 0.5
+        threshold = self.results.get("threshold", 0.5)
+        return any(t != 0.5 for t in threshold) if isinstance(threshold, list) else threshold != 0.5
+
+    def label_rows(self) -> list[list[Any]]:
+        """A multi-label model's per-label table: id, label, test F1, precision, recall, ROC-AUC, threshold."""
+        names = self.results.get("labels") or []
+        threshold = self.results.get("threshold", 0.5)
+        cuts = threshold if isinstance(threshold, list) else [threshold] * len(names)
+        prefix = "test_tuned" if self.threshold_moved else "test"
+        return [
+            [i, name, *(metric_cell(self.results.get(f"{prefix}_{m}/{name}")) for m in PER_LABEL_METRICS), f"{t:.3f}"]
+            for i, (name, t) in enumerate(zip(names, cuts, strict=True))
+        ]
+
+    def label_eval_results(self, common: dict[str, Any]) -> list[EvalResult]:
+        """A multi-label model's ``model-index`` entries per label and metric (``metric_config``: the label)."""
+        results = []
+        for name in self.results.get("labels") or []:
+            for metric in PER_LABEL_METRICS:
+                value = self.results.get(f"test_{metric}/{name}")
+                if value is not None and value == value:  # NaN (one class in test) has no entry
+                    results.append(
+                        EvalResult(
+                            metric_type=metric,
+                            metric_name=f"{METRIC_TITLES[metric]} ({name})",
+                            metric_config=name,
+                            metric_value=value,
+                            **common,
+                        )
+                    )
+        return results
 
     def eval_results(self) -> list[EvalResult]:
         """The test metrics as `EvalResult`s for the ``model-index``: one per metric, as the Hub shows them.
@@ -146,6 +176,8 @@ class SentimentModelCardData:
             for name in METRICS
             if (key := f"test_{name}") in self.results
         ]
+        if self.results.get("labels"):  # multi-label: the averages above, then every label's own
+            return [r for r in results if r.metric_value == r.metric_value] + self.label_eval_results(common)
         threshold = self.results.get("threshold")
         if self.threshold_moved:  # at 0.5 they would repeat the entries above
             tuned = {"threshold": threshold, "tuned_on": "validation", "objective": self.threshold_objective}
@@ -214,7 +246,8 @@ class SentimentModelCardData:
             "max_length": self.max_length,
             "deduplicated": self.deduplicated,
             "checkpoint_step": self.checkpoint_step,
-            "threshold": f"{threshold:.3f}",
+            "threshold": "per label" if isinstance(threshold, list) else f"{threshold:.3f}",
+            "label_rows": self.label_rows(),
             "threshold_tuned": tuned,
             "threshold_objective": self.threshold_objective,
             "test_samples": self.split_sizes.get("test"),
@@ -253,6 +286,11 @@ def _default_recipe(model_args, data_args, training_args) -> dict[str, Any]:
     except Exception as err:  # list every setting rather than fail
         logger.warning("model card: could not build the default arguments (%s); listing all settings", err)
         return {}
+
+
+PER_LABEL_METRICS = ("f1", "precision", "recall", "roc_auc")
+# Recipe keys of features a run may not use (many labels, text pairs): listed in the card only when set.
+SHOWN_WHEN_SET = ("label_list", "text_pair_column", "truncation")
 
 
 def collect_finetuning_card_data(model_args, data_args, training_args, splits) -> SentimentModelCardData:
@@ -312,10 +350,14 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
         max_length=data_args.max_length,
         deduplicated=data_args.deduplicate,
         split_sizes={name: len(y) for name, y in labels.items()},
-        positive_share={name: sum(y) / len(y) for name, y in labels.items() if y},
+        positive_share={name: sum(y) / len(y) for name, y in labels.items() if y and not isinstance(y[0], list)},
         widget=widget,
         hyperparameters=non_default,
-        all_hyperparameters={k: public_value(v) for k, v in resolved.items() if not is_publishing_key(k)},
+        all_hyperparameters={
+            k: public_value(v)
+            for k, v in resolved.items()
+            if not is_publishing_key(k) and not (k in SHOWN_WHEN_SET and v is None)
+        },
         threshold_objective=getattr(training_args, "threshold_objective", "f1"),
         framework_versions=framework_versions(peft),
     )

@@ -8,7 +8,9 @@ from . import add_model_arguments, load_backend_or_exit, positive_int
 
 DESCRIPTION = """Classify a CSV, TSV, JSONL, Parquet or plain-text file (one text per line) and write CSV or JSONL
 with every input column, in input order, plus pred_label, pred_score (the probability of that label),
-pred_positive_probability and pred_error. Rows with missing, empty or non-text input are not classified:
+pred_positive_probability and pred_error; for a multi-label model pred_labels (those over their thresholds, joined
+by |), one pred_prob_<label> per label and pred_error. A text-pair model reads --text-pair-column too.
+Rows with missing, empty or non-text input are not classified:
 pred_error says why, the summary counts them, and the run goes on. The file is streamed in chunks."""
 
 
@@ -25,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"column to classify (default: the first of {', '.join(TEXT_COLUMN_CANDIDATES)} present, "
         "else the only column; plain-text input has one column, 'text')",
+    )
+    parser.add_argument(
+        "--text-pair-column",
+        default=None,
+        help="column holding each row's second text, for a text-pair model (trained with text_pair_column)",
     )
     parser.add_argument(
         "--prefix", default=DEFAULT_PREFIX, help=f"prefix of the added columns (default {DEFAULT_PREFIX!r})"
@@ -53,10 +60,24 @@ def main(argv: list[str]) -> int:
     try:  # every check on the files before the model is loaded
         reader = TableReader(args.input)
         text_column = reader.resolve_text_column(args.text_column)
+        if args.text_pair_column is not None:
+            reader.resolve_text_column(args.text_pair_column)
         check_output_path(reader, args.output, args.prefix)
     except InputError as err:
         parser.error(str(err))
-    backend = load_backend_or_exit(parser, args.model, args.backend, args.threads)
+    backend = load_backend_or_exit(parser, args.model, args.backend, args.threads, allow_labels_and_pairs=True)
+    pairs_model = bool(getattr(backend.config, "text_pairs", False))
+    if pairs_model != (args.text_pair_column is not None):
+        parser.error(
+            f"{args.model!r} classifies text pairs: give --text-pair-column"
+            if pairs_model
+            else f"{args.model!r} classifies single texts: leave --text-pair-column out"
+        )
+    try:  # a multi-label model adds other columns
+        label_names = backend.config.label_names if not backend.config.is_binary else None
+        check_output_path(reader, args.output, args.prefix, label_names)
+    except InputError as err:
+        parser.error(str(err))
     try:
         summary = predict_file(
             backend,
@@ -69,6 +90,7 @@ def main(argv: list[str]) -> int:
             chunk_rows=args.chunk_rows,
             prefix=args.prefix,
             progress=args.progress,
+            text_pair_column=args.text_pair_column,
         )
     except InputError as err:
         parser.error(str(err))

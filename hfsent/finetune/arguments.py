@@ -23,6 +23,8 @@ from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
 
+TRUNCATION_CHOICES = ("only_second", "only_first", "longest_first")
+
 
 @dataclass
 class ModelArguments(ModelSourceArguments):
@@ -97,7 +99,35 @@ class DataArguments:
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
     text_column: str = field(default="review", metadata={"help": "Column holding the text."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the 0/1 label (1 = positive)."})
+    label_column: str | list[str] = field(
+        default="label",
+        metadata={
+            "help": "Column holding the 0/1 label (1 = positive). A list of columns, each 0/1, gives a multi-label "
+            "model (one label per column); so does one column holding a list of label names per row."
+        },
+    )
+    label_list: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "The labels of a label_column holding lists of label names (default: every name in the train "
+            "split, sorted); a name outside them is an invalid label."
+        },
+    )
+    text_pair_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column holding a second text: each row is encoded as a BERT sentence pair "
+            "([CLS] text [SEP] text_pair [SEP], token_type_ids 0/1), e.g. (aspect, review)."
+        },
+    )
+    truncation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which text of a pair is cut to max_length: 'only_second' (the default with text_pair_column: "
+            "the text_pair), 'only_first', or 'longest_first' (the default for single texts).",
+            "choices": [*TRUNCATION_CHOICES, None],
+        },
+    )
     max_length: int = field(
         default=128,
         metadata={"help": "Truncate texts to this many tokens (no padding).", "accepts": at_least(1)},
@@ -147,6 +177,38 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if isinstance(self.label_column, list) and len(self.label_column) == 1:
+            self.label_column = self.label_column[0]  # one column (`--label_column x` on the command line)
+        columns = self.label_column if isinstance(self.label_column, list) else [self.label_column]
+        if not columns or any(not isinstance(c, str) or not c for c in columns):
+            raise RecipeError(
+                f"invalid value for 'label_column': {self.label_column!r}; expected a column name or a list of them"
+            )
+        for key, names in (("label_column", columns), ("label_list", self.label_list or [])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise RecipeError(f"invalid value for {key!r}: {repeated[0]!r} is named twice; label names are unique")
+        if self.label_list is not None and isinstance(self.label_column, list):
+            raise RecipeError(
+                "label_list names the labels of ONE label_column holding lists of names; with a list of "
+                "label columns, the column names are the labels"
+            )
+        if self.label_list is not None and not self.label_list:
+            raise RecipeError("invalid value for 'label_list': []; expected at least one label name")
+        if self.text_pair_column is not None and self.text_pair_column == self.text_column:
+            raise RecipeError(f"text_pair_column {self.text_pair_column!r} is the text_column; name a second column")
+
+    @property
+    def label_columns(self) -> list[str]:
+        """The label column(s) as a list."""
+        return list(self.label_column) if isinstance(self.label_column, list) else [self.label_column]
+
+    @property
+    def truncation_strategy(self) -> str:
+        """The tokenizer's ``truncation``: the recipe's, else ``only_second`` for pairs, ``longest_first`` otherwise."""
+        if self.truncation is not None:
+            return self.truncation
+        return "only_second" if self.text_pair_column else "longest_first"
 
 
 @dataclass

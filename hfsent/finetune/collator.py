@@ -1,10 +1,11 @@
 """The fine-tuning batch collator: dynamic padding without the tokenizer's per-batch ``pad`` machinery.
 
 `PaddingCollator` is `transformers.DataCollatorWithPadding` with a fast path for what hfsent's tokenized
-splits hold (``input_ids`` and ``attention_mask``, maybe ``token_type_ids`` and ``special_tokens_mask``, as
-lists of ints, and a label): each key is padded by `hfsent.padding.pad_rows`, a seventh of ``tokenizer.pad``'s
-time per batch (bench/bench_step_overhead.py). Anything else (other keys, tensors, a left-padding
-tokenizer) goes through ``DataCollatorWithPadding`` unchanged. Both paths give the same batch.
+splits hold (``input_ids`` and ``attention_mask``, maybe ``token_type_ids`` (0/1 for sentence pairs) and
+``special_tokens_mask``, as lists of ints, and a label: a number, or a multi-label row's list of 0/1 floats): each
+key is padded by `hfsent.padding.pad_rows`, a seventh of ``tokenizer.pad``'s time per batch
+(bench/bench_step_overhead.py). Anything else (other keys, tensors, a left-padding tokenizer) goes through
+``DataCollatorWithPadding`` unchanged. Both paths give the same batch.
 
 ``pad_to_multiple_of`` rounds the padded length up, so that a GPU (and ``torch.compile`` or CUDA graphs)
 sees a few distinct shapes only; `pad_multiple_for` picks hfsent's default for the device.
@@ -83,8 +84,10 @@ class PaddingCollator(DataCollatorWithPadding):
                 return False
             for key in keys:
                 value = f[key]
-                if key in _LABEL_KEYS:
-                    if not isinstance(value, (int, float)):
+                if key in _LABEL_KEYS:  # a number, or a multi-label row's list of 0/1 floats
+                    if not isinstance(value, (int, float)) and not (
+                        isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
+                    ):
                         return False
                 elif not isinstance(value, list) or len(value) != len(f["input_ids"]):
                     return False

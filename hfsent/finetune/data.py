@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,42 +44,117 @@ def normalize_label(value: Any) -> int | None:
 
 
 def check_columns(raw: DatasetDict, args: DataArguments) -> None:
-    """Raise if a split lacks the text or label column (naming it and listing the columns it has), if both keys name
-    one column, or if the text column does not hold strings (numbers, lists, mappings)."""
-    if args.text_column == args.label_column:
+    """Raise if a split lacks the text, text pair or a label column (naming it and listing the columns it has), if
+    the text column is also a label column, or if a text column does not hold strings (numbers, lists, mappings)."""
+    if args.text_column in args.label_columns:
         raise DataError(
-            f"text_column and label_column are both {args.text_column!r}: name the column of texts and the column of "
-            "0/1 labels"
+            f"text_column and label_column both name {args.text_column!r}: name the column of texts and the "
+            "column(s) of 0/1 labels"
         )
+    pair = [args.text_pair_column] if args.text_pair_column else []
     for split, ds in raw.items():
-        require_columns(ds, [args.text_column, args.label_column], f"{args.dataset_name} (split {split})")
-        feature = ds.features[args.text_column]
-        if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
-            kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
-            raise DataError(
-                f"column {args.text_column!r} of {args.dataset_name!r} (split {split}) holds {kind} values, not text: "
-                "text_column must name a column of strings"
-            )
+        require_columns(ds, [args.text_column, *pair, *args.label_columns], f"{args.dataset_name} (split {split})")
+        for column in (args.text_column, *pair):
+            feature = ds.features[column]
+            if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+                kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
+                raise DataError(
+                    f"column {column!r} of {args.dataset_name!r} (split {split}) holds {kind} values, not text: "
+                    "text_column and text_pair_column must name columns of strings"
+                )
 
 
-def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:
-    """Drop rows with missing/blank text and (by policy) labels outside {0, 1}; add the ``labels`` column."""
+def _names_in(value: Any) -> list[str] | None:
+    """The label names of a list-of-names cell (a list, or a string of names separated by ``|``/``,``/``;``)."""
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    if isinstance(value, str):
+        return [n.strip() for n in re.split(r"[|,;]", value) if n.strip()]
+    return None
+
+
+def resolve_label_names(raw: DatasetDict, args: DataArguments) -> list[str] | None:
+    """The labels of a multi-label recipe in logit order, or None for a binary one.
+
+    A list of label columns: the column names. One column holding lists of label names: ``label_list``, else every
+    name found in the train split (sorted).
+    """
+    if isinstance(args.label_column, list):
+        return list(args.label_column)
+    if args.label_list is not None:
+        return list(args.label_list)
+    if "train" not in raw or args.label_column not in raw["train"].column_names:
+        return None
+    values = column_values(raw["train"], args.label_column)
+    if not any(isinstance(v, (list, tuple)) for v in values):
+        return None
+    names = sorted({n for v in values for n in (_names_in(v) or [])})
+    if not names:
+        raise DataError(f"column {args.label_column!r} of {args.dataset_name!r} holds lists but no label names")
+    return names
+
+
+def _multi_label_rows(ds: Dataset, args: DataArguments, names: list[str]) -> tuple[list, list[tuple[str, Any]]]:
+    """One 0/1 float vector per row (None where a value is invalid) and, per invalid row, (column, value)."""
+    rows: list[list[float] | None] = []
+    bad: list[tuple[str, Any]] = []
+    if isinstance(args.label_column, list):
+        columns = [column_values(ds, c) for c in args.label_column]
+        for cells in zip(*columns, strict=True):
+            values = [normalize_label(v) for v in cells]
+            wrong = next((i for i, v in enumerate(values) if v is None), None)
+            rows.append(None if wrong is not None else [float(v) for v in values])
+            if wrong is not None:
+                bad.append((args.label_column[wrong], cells[wrong]))
+        return rows, bad
+    known = set(names)
+    for cell in column_values(ds, args.label_column):
+        found = _names_in(cell)
+        unknown = None if found is None else next((n for n in found if n not in known), None)
+        if found is None or unknown is not None:
+            rows.append(None)
+            bad.append((args.label_column, cell if found is None else unknown))
+        else:
+            rows.append([1.0 if n in found else 0.0 for n in names])
+    return rows, bad
+
+
+def clean_split(ds: Dataset, args: DataArguments, split: str, label_names: list[str] | None = None) -> Dataset:
+    """Drop rows with missing/blank text (or text pair) and (by policy) invalid labels; add the ``labels`` column.
+
+    Binary: labels outside {0, 1}. Multi-label (``label_names``): a label column's value outside {0, 1}, or a label
+    name outside ``label_names``; ``labels`` then holds one 0/1 float per label.
+    """
     texts = column_values(ds, args.text_column)
-    raw_labels = column_values(ds, args.label_column)
-    labels = [normalize_label(v) for v in raw_labels]
-    bad = [i for i, y in enumerate(labels) if y is None]
+    pairs = column_values(ds, args.text_pair_column) if args.text_pair_column else None
+    if label_names is None:
+        raw_labels = column_values(ds, args.label_column)
+        labels: list[Any] = [normalize_label(v) for v in raw_labels]
+        bad = [i for i, y in enumerate(labels) if y is None]
+        bad_cells = {i: (args.label_column, raw_labels[i]) for i in bad}
+        accepted = "0 or 1"
+    else:
+        labels, invalid = _multi_label_rows(ds, args, label_names)
+        bad = [i for i, y in enumerate(labels) if y is None]
+        bad_cells = dict(zip(bad, invalid, strict=True))
+        accepted = "0 or 1" if isinstance(args.label_column, list) else f"one of the labels {label_names}"
     if bad and args.invalid_labels == "error":
         i = bad[0]
+        column, value = bad_cells[i]
         raise DataError(
-            f"label {raw_labels[i]!r} in column {args.label_column!r}, row {i} of split {split!r} of "
-            f"{args.dataset_name!r} is not 0 or 1 ({len(bad)} such rows); fix the data or set invalid_labels: drop"
+            f"label {value!r} in column {column!r}, row {i} of split {split!r} of "
+            f"{args.dataset_name!r} is not {accepted} ({len(bad)} such rows); fix the data or set invalid_labels: drop"
         )
-    keep = [
-        i
-        for i, (t, y) in enumerate(zip(texts, labels, strict=True))
-        if y is not None and isinstance(t, str) and t.strip()
-    ]
-    blank = sum(1 for t in texts if not (isinstance(t, str) and t.strip()))
+
+    def usable(i: int) -> bool:
+        return (
+            isinstance(texts[i], str)
+            and bool(texts[i].strip())
+            and (pairs is None or (isinstance(pairs[i], str) and bool(pairs[i].strip())))
+        )
+
+    keep = [i for i in range(len(texts)) if labels[i] is not None and usable(i)]
+    blank = sum(1 for i in range(len(texts)) if not usable(i))
     if blank or bad:
         logger.warning(
             "split %r: dropped %d row(s) with missing/blank text and %d row(s) with a label outside {0, 1}",
@@ -90,6 +166,14 @@ def clean_split(ds: Dataset, args: DataArguments, split: str) -> Dataset:
     if LABELS_COLUMN in cleaned.column_names:
         cleaned = cleaned.remove_columns(LABELS_COLUMN)
     return cleaned.add_column(LABELS_COLUMN, [labels[i] for i in keep])
+
+
+def row_texts(ds: Dataset, args: DataArguments) -> list[str]:
+    """Each row's text, joined with its text pair (when the recipe has one): what de-duplication compares."""
+    texts = column_values(ds, args.text_column)
+    if not args.text_pair_column:
+        return texts
+    return [f"{t}\x1f{p}" for t, p in zip(texts, column_values(ds, args.text_pair_column), strict=True)]
 
 
 def deduplicate_indices(texts: list[str], labels: list[int]) -> list[int]:
@@ -109,7 +193,7 @@ def deduplicate_indices(texts: list[str], labels: list[int]) -> list[int]:
 
 
 def _deduplicate(ds: Dataset, args: DataArguments, split: str) -> Dataset:
-    keep = deduplicate_indices(column_values(ds, args.text_column), column_values(ds, LABELS_COLUMN))
+    keep = deduplicate_indices(row_texts(ds, args), column_values(ds, LABELS_COLUMN))
     if len(keep) < len(ds):
         logger.info("split %r: de-duplication dropped %d of %d rows", split, len(ds) - len(keep), len(ds))
     return ds.select(keep)
@@ -118,34 +202,48 @@ def _deduplicate(ds: Dataset, args: DataArguments, split: str) -> Dataset:
 # -------------------------------------------------------------------------------------------- splitting
 
 
-def stratified_split(labels: list[int], test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's stratified ``train_test_split`` of row indices (same rows as splitting the frame)."""
+def stratified_split(labels: list, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's stratified ``train_test_split`` of row indices (same rows as splitting the frame).
+
+    Multi-label rows (lists) are stratified by their label combination when every combination occurs at least
+    twice, else (or when a class has one row) the split is a plain random one.
+    """
+    from collections import Counter
+
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
-    stratify = labels if counts.min() >= 2 else None
+    keys = [",".join(str(int(v)) for v in y) if isinstance(y, list) else y for y in labels]
+    counts = Counter(keys)
+    stratify = keys if len(counts) >= 2 and min(counts.values()) >= 2 else None
+    if stratify is None and any(isinstance(y, list) for y in labels):
+        logger.info("multi-label split: some label combination occurs once, so the split is random, not stratified")
     train_idx, test_idx = train_test_split(idx, test_size=test_size, stratify=stratify, random_state=seed)
     return train_idx, test_idx
 
 
-def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
+def prepare_splits(raw: DatasetDict, args: DataArguments, label_names: list[str] | None = None) -> DatasetDict:
     """Clean, de-duplicate, and split into train / validation / test (stratified, seeded).
 
     The dataset's own splits are used where present; otherwise ``test_split_size`` of the rows become
     the test set and ``validation_split_size`` of the remaining training rows the validation set.
+    ``label_names`` (from `resolve_label_names`) makes the ``labels`` column a multi-label one.
     """
     check_columns(raw, args)
     if "train" not in raw:
         raise DataError(f"{args.dataset_name!r} has no 'train' split (splits: {', '.join(raw)})")
-    splits = {name: clean_split(ds, args, name) for name, ds in raw.items() if name in ("train", "validation", "test")}
+    splits = {
+        name: clean_split(ds, args, name, label_names)
+        for name, ds in raw.items()
+        if name in ("train", "validation", "test")
+    }
     if args.deduplicate:
         splits = {name: _deduplicate(ds, args, name) for name, ds in splits.items()}
-        train_texts = {t.strip() for t in column_values(splits["train"], args.text_column)}
+        train_texts = {t.strip() for t in row_texts(splits["train"], args)}
         for name in ("validation", "test"):
             if name in splits:
                 ds = splits[name]
-                keep = [i for i, t in enumerate(column_values(ds, args.text_column)) if t.strip() not in train_texts]
+                keep = [i for i, t in enumerate(row_texts(ds, args)) if t.strip() not in train_texts]
                 if len(keep) < len(ds):
                     logger.info("split %r: dropped %d rows whose text is also in train", name, len(ds) - len(keep))
                 splits[name] = ds.select(keep)
@@ -178,6 +276,9 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
     for name, ds in splits.items():
         if len(ds) == 0:
             raise DataError(f"split {name!r} of {args.dataset_name!r} is empty after cleaning and splitting")
+        if label_names is not None:
+            _log_label_counts(name, ds, label_names)
+            continue
         positives = int(np.sum(column_values(ds, LABELS_COLUMN)))
         logger.info("%s: %d rows, %.1f%% positive", name, len(ds), 100 * positives / len(ds))
         if positives in (0, len(ds)):
@@ -196,6 +297,26 @@ def prepare_splits(raw: DatasetDict, args: DataArguments) -> DatasetDict:
     return DatasetDict(splits)
 
 
+def _log_label_counts(split: str, ds: Dataset, label_names: list[str]) -> None:
+    """Log a multi-label split's rows and positives per label; warn about labels without positives."""
+    counts = np.asarray(column_values(ds, LABELS_COLUMN), dtype=np.float64).sum(axis=0)
+    logger.info(
+        "%s: %d rows; positives per label: %s",
+        split,
+        len(ds),
+        ", ".join(f"{n} {int(c)}" for n, c in zip(label_names, counts, strict=True)),
+    )
+    empty = [n for n, c in zip(label_names, counts, strict=True) if c == 0]
+    if empty:
+        logger.warning(
+            "split %r has no positive row for %d label(s) (%s): their ROC-AUC is undefined there%s",
+            split,
+            len(empty),
+            ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
+            "; the model cannot learn them" if split == "train" else "",
+        )
+
+
 # ------------------------------------------------------------------------------------------- tokenizing
 
 
@@ -206,17 +327,22 @@ def tokenize_splits(
     max_length: int,
     num_proc: int | None = None,
     main_process_first=None,
+    text_pair_column: str | None = None,
+    truncation: bool | str = True,
 ) -> DatasetDict:
     """Tokenize every split's ``text_column`` (truncation at ``max_length``, no padding), keeping ``labels`` and
     ``length``; ``num_proc`` processes map the splits.
 
+    With ``text_pair_column`` each row is a BERT sentence pair (``[CLS] text [SEP] text_pair [SEP]``,
+    ``token_type_ids`` 0 then 1), cut by ``truncation`` (e.g. ``"only_second"``: the text pair).
     ``main_process_first`` (e.g. ``TrainingArguments.main_process_first``) makes the main process tokenize
     first so that the other processes read its cached result.
     """
     from contextlib import nullcontext
 
     def tokenize(batch: dict[str, list]) -> dict[str, Any]:
-        encoded = tokenizer(batch[text_column], truncation=True, max_length=max_length)
+        pairs = batch[text_pair_column] if text_pair_column else None
+        encoded = tokenizer(batch[text_column], pairs, truncation=truncation, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 

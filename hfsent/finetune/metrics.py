@@ -1,4 +1,4 @@
-"""Evaluation: binary sentiment metrics (via `evaluate`) and decision-threshold tuning."""
+"""Evaluation: binary and multi-label sentiment metrics (via `evaluate`) and decision-threshold tuning."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from transformers import EvalPrediction
 
 BINARY_SENTIMENT_MODULE = str(Path(__file__).parents[1] / "evaluate_modules" / "binary_sentiment")
+MULTILABEL_SENTIMENT_MODULE = str(Path(__file__).parents[1] / "evaluate_modules" / "multilabel_sentiment")
 THRESHOLD_OBJECTIVES = ("f1", "accuracy", "balanced_accuracy")
 THRESHOLD_METHODS = ("bootstrap", "best", "none")
 THRESHOLD_RESAMPLES = 200
@@ -47,6 +48,65 @@ def binary_metrics(probabilities: Sequence[float], labels: Sequence[int], thresh
 def compute_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     """`Trainer` ``compute_metrics``: metrics at threshold 0.5 from hfsent logits."""
     return binary_metrics(probabilities_from_logits(eval_pred.predictions), eval_pred.label_ids)
+
+
+@functools.cache
+def multilabel_sentiment_metric() -> evaluate.EvaluationModule:
+    """The bundled multi-label `evaluate` module (per label and micro/macro averages); loads offline."""
+    return evaluate.load(MULTILABEL_SENTIMENT_MODULE)
+
+
+def label_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Each label's probability (its sigmoid) from a multi-label model's ``(n, K)`` logits."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def multilabel_metrics(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    thresholds: float | Sequence[float] = 0.5,
+) -> dict[str, float]:
+    """Per-label and micro/macro metrics (`MULTILABEL_SENTIMENT_MODULE`) at ``thresholds`` (one, or one per label).
+
+    The averages take the binary metric names (``accuracy``, ``f1``, ``precision``, ``recall``, ``roc_auc``: label-wise
+    accuracy, micro F1/precision/recall, macro ROC-AUC) plus ``exact_match``, ``f1_micro``, ``f1_macro``,
+    ``roc_auc_micro``, ``roc_auc_macro``; per label ``<metric>/<label>``.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    predictions = (probabilities >= np.asarray(thresholds, dtype=np.float64)).astype(np.int32)
+    return multilabel_sentiment_metric().compute(
+        predictions=predictions,
+        references=np.asarray(labels).astype(np.int32),
+        prediction_scores=probabilities,
+        label_names=list(label_names),
+    )
+
+
+def multilabel_compute_metrics(label_names: Sequence[str]) -> Callable[[EvalPrediction], dict[str, float]]:
+    """A `Trainer` ``compute_metrics`` for a multi-label model: `multilabel_metrics` at 0.5 from its logits, the
+    averages only (the training log stays readable; the run's results hold the per-label metrics)."""
+
+    def compute(eval_pred: EvalPrediction) -> dict[str, float]:
+        metrics = multilabel_metrics(label_probabilities(eval_pred.predictions), eval_pred.label_ids, label_names)
+        return {name: value for name, value in metrics.items() if "/" not in name}
+
+    return compute
+
+
+def tune_label_thresholds(
+    probabilities: np.ndarray, labels: np.ndarray, objective: str = "f1", method: str = "none", seed: int = 0
+) -> list[float]:
+    """One threshold per label, each tuned by `tune_threshold` on that label's column (0.5 with ``method="none"``,
+    or where the label has a single class in this data)."""
+    probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels).astype(np.int32)
+    thresholds = []
+    for k in range(probabilities.shape[1]):
+        if method == "none" or len(np.unique(labels[:, k])) < 2:
+            thresholds.append(0.5)
+        else:
+            thresholds.append(tune_threshold(probabilities[:, k], labels[:, k], objective, method, seed=seed)[0])
+    return thresholds
 
 
 def _objective(name: str) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -1,4 +1,4 @@
-"""PNG plots of a fine-tuning run: confusion matrix, ROC and PR curves, training curves."""
+"""PNG plots of a fine-tuning run: confusion matrix, ROC and PR curves, training curves; per-label metrics."""
 
 from __future__ import annotations
 
@@ -53,6 +53,44 @@ def save_evaluation_plots(
         PrecisionRecallDisplay.from_predictions(labels, probabilities, ax=ax, name="hfsent")
         ax.set_title("Test precision-recall curve")
         written.append(_save(fig, output_dir / PLOT_FILES["pr_curve"]))
+    return written
+
+
+def save_multilabel_plots(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    thresholds: Sequence[float],
+    output_dir: str | Path,
+) -> list[Path]:
+    """A multi-label model's test plots: F1 (at ``thresholds``) and ROC-AUC per label, and the micro-averaged ROC
+    curve (every label's scores pooled)."""
+    from sklearn.metrics import RocCurveDisplay, f1_score, roc_auc_score
+
+    plt = _pyplot()
+    output_dir = Path(output_dir)
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels).astype(int)
+    predictions = (probabilities >= np.asarray(thresholds)).astype(int)
+    f1 = [f1_score(labels[:, k], predictions[:, k], zero_division=0) for k in range(len(label_names))]
+    auc = [
+        roc_auc_score(labels[:, k], probabilities[:, k]) if len(np.unique(labels[:, k])) == 2 else np.nan
+        for k in range(len(label_names))
+    ]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(label_names) + 1.5))
+    y = np.arange(len(label_names))
+    ax.barh(y - 0.2, f1, height=0.4, label="F1")
+    ax.barh(y + 0.2, auc, height=0.4, label="ROC-AUC")
+    ax.set_yticks(y, label_names, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    ax.set_title("Test metrics per label")
+    written = [_save(fig, output_dir / PLOT_FILES["label_metrics"])]
+    if len(np.unique(labels)) == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        RocCurveDisplay.from_predictions(labels.ravel(), probabilities.ravel(), ax=ax, name="hfsent (micro)")
+        ax.set_title("Test ROC curve (all labels)")
+        written.append(_save(fig, output_dir / PLOT_FILES["roc_curve"]))
     return written
 
 

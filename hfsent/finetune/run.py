@@ -19,6 +19,7 @@ from transformers import (
 
 from ..cards import ModelCardCallback
 from ..distributed import configure_logging, release_distributed
+from ..errors import RecipeError
 from ..hub import copy_endpoint_handler, take_push_settings
 from ..outputs import METRICS, RESULTS_FILE, TOKENIZER_DIR, TRAINER_STATE_FILE, staged_output, write_json
 from ..recipe import save_recipe
@@ -28,9 +29,19 @@ from ..training_args import accelerator_available
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
 from .collator import PaddingCollator, pad_multiple_for
-from .data import load_raw_dataset, prepare_splits, tokenize_splits
-from .metrics import binary_metrics, compute_metrics, prefixed, probabilities_from_logits, tune_threshold
-from .plots import save_evaluation_plots, save_training_curves
+from .data import load_raw_dataset, prepare_splits, resolve_label_names, tokenize_splits
+from .metrics import (
+    binary_metrics,
+    compute_metrics,
+    label_probabilities,
+    multilabel_compute_metrics,
+    multilabel_metrics,
+    prefixed,
+    probabilities_from_logits,
+    tune_label_thresholds,
+    tune_threshold,
+)
+from .plots import save_evaluation_plots, save_multilabel_plots, save_training_curves
 from .trainer import HfSentTrainer, apply_lora, build_model, build_tokenizer, publishable_model
 
 logger = logging.getLogger("hfsent")
@@ -38,11 +49,13 @@ logger = logging.getLogger("hfsent")
 NON_IDENTITY_KEYS = ("trust_remote_code", "preprocessing_num_workers", "max_eval_samples", "max_test_samples")
 
 
-def _save_plots(log_history, test_probs, test_labels, threshold: float, directory: Path) -> None:
+def _save_plots(log_history, test_probs, test_labels, threshold, directory: Path, label_names=None) -> None:
     """Training curves and test plots; a plot that cannot be drawn is a warning, never a lost model."""
     try:
         save_training_curves(log_history, directory)
-        if test_probs is not None:
+        if test_probs is not None and label_names is not None:
+            save_multilabel_plots(test_probs, test_labels, label_names, threshold, directory)
+        elif test_probs is not None:
             save_evaluation_plots(test_probs, test_labels, threshold, directory)
     except Exception as err:  # plots are extras: the trained model and its results are saved regardless
         logger.warning("could not draw the plots: %s: %s", type(err).__name__, err)
@@ -76,7 +89,11 @@ def finetune(
     )
 
     # Everything that can be wrong with the data or settings fails here, before the model is built.
-    splits = prepare_splits(load_raw_dataset(data_args), data_args)
+    raw = load_raw_dataset(data_args)
+    label_names = resolve_label_names(raw, data_args)  # None: binary (neg/pos)
+    if label_names is not None and training_args.compare_baseline != "none":
+        raise RecipeError(f"compare_baseline: {training_args.compare_baseline} is for binary models (one label column)")
+    splits = prepare_splits(raw, data_args, label_names)
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column], training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
     tokenized = tokenize_splits(
@@ -86,8 +103,12 @@ def finetune(
         data_args.max_length,
         data_args.preprocessing_num_workers,
         training_args.main_process_first,
+        text_pair_column=data_args.text_pair_column,
+        truncation=data_args.truncation_strategy if data_args.truncation or data_args.text_pair_column else True,
     )
-    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length)
+    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length, label_names)
+    if data_args.text_pair_column:
+        model.config.text_pairs = True  # inference asks for (text, text_pair) pairs
     # The checkpoints (checkpoint-*, the output) carry a tokenizer that truncates to what the model takes.
     fit_tokenizer_to_model(tokenizer, model.config)
 
@@ -127,7 +148,7 @@ def finetune(
                 not training_args.use_cpu and accelerator_available(), training_args.pad_to_multiple_of
             ),
         ),
-        compute_metrics=compute_metrics,
+        compute_metrics=compute_metrics if label_names is None else multilabel_compute_metrics(label_names),
         callbacks=callbacks,
     )
     logger.info(
@@ -145,8 +166,45 @@ def finetune(
     if trainable_share is not None:
         results["trainable_parameters_share"] = trainable_share
 
-    # Threshold tuned on validation; test metrics at 0.5 and at the tuned threshold.
+    if label_names is not None:
+        threshold, test_probs, test_labels = _evaluate_multilabel(
+            trainer, tokenized, label_names, training_args, results
+        )
+    else:
+        threshold, test_probs, test_labels = _evaluate_binary(trainer, tokenized, training_args, results)
+        if data_args.text_pair_column and test_probs is not None:
+            results.update(_per_first_text(splits["test"][data_args.text_column], test_probs, test_labels, threshold))
+    if trainer.is_world_process_zero() and label_names is None:
+        results.update(baseline_results(splits, data_args.text_column, training_args.compare_baseline))
+
+    # One publishable output directory, written by the main process only, moved into place at the end.
+    model = publishable_model(trainer)
+    model.config.threshold = threshold
+    training_args.push_to_hub = publish is not None  # the recipe records what was asked
+    if trainer.is_world_process_zero():
+        with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            write_json(staging / RESULTS_FILE, results)
+            save_recipe(staging, model_args, data_args, training_args)
+            trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
+            _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging, label_names)
+            copy_endpoint_handler(staging)
+            card.save(staging, results)  # README.md: rendered offline, never raises
+        shutil.rmtree(output_dir / TOKENIZER_DIR, ignore_errors=True)  # the ranks' copy; the output holds it
+        logger.info("Saved the model and results to %s", output_dir)
+    trainer.accelerator.wait_for_everyone()
+    release_distributed(trainer)
+    if publish is not None and trainer.is_world_process_zero():
+        publish.push(output_dir)
+    return results
+
+
+def _evaluate_binary(trainer, tokenized, training_args, results: dict[str, Any]):
+    """Threshold tuned on validation; test metrics at 0.5 and at the tuned threshold (into ``results``).
+    Returns ``(threshold, test probabilities, test labels)``."""
     threshold = 0.5
+    has_validation = "validation" in tokenized
     if has_validation:
         val = trainer.predict(tokenized["validation"], metric_key_prefix="eval")
         val_probs = probabilities_from_logits(val.predictions)
@@ -170,34 +228,63 @@ def finetune(
         results["test_loss"] = test.metrics["test_loss"]
         results.update(prefixed(binary_metrics(test_probs, test_labels), "test"))
         results.update(prefixed(binary_metrics(test_probs, test_labels, threshold), "test_tuned"))
-    if trainer.is_world_process_zero():
-        results.update(baseline_results(splits, data_args.text_column, training_args.compare_baseline))
+    return threshold, test_probs, test_labels
 
-    # One publishable output directory, written by the main process only, moved into place at the end.
-    model = publishable_model(trainer)
-    model.config.threshold = threshold
-    training_args.push_to_hub = publish is not None  # the recipe records what was asked
-    if trainer.is_world_process_zero():
-        with staged_output(output_dir) as staging:  # a full disk, Ctrl-C: no half-written output is left behind
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            write_json(staging / RESULTS_FILE, results)
-            save_recipe(staging, model_args, data_args, training_args)
-            trainer.state.save_to_json(str(staging / TRAINER_STATE_FILE))
-            _save_plots(trainer.state.log_history, test_probs, test_labels, threshold, staging)
-            copy_endpoint_handler(staging)
-            card.save(staging, results)  # README.md: rendered offline, never raises
-        shutil.rmtree(output_dir / TOKENIZER_DIR, ignore_errors=True)  # the ranks' copy; the output holds it
-        logger.info("Saved the model and results to %s", output_dir)
-    trainer.accelerator.wait_for_everyone()
-    release_distributed(trainer)
-    if publish is not None and trainer.is_world_process_zero():
-        publish.push(output_dir)
-    return results
+
+def _per_first_text(first_texts: list[str], probabilities, labels, threshold: float) -> dict[str, Any]:
+    """A text-pair model's test metrics for each first text (e.g. each aspect): ``pair_groups`` (the first texts,
+    sorted), ``test_rows/<text>`` and ``test_<metric>/<text>`` at ``threshold``."""
+    import numpy as np
+
+    first_texts = np.asarray(first_texts, dtype=object)
+    groups = sorted(set(first_texts.tolist()))
+    out: dict[str, Any] = {"pair_groups": groups}
+    for group in groups:
+        rows = first_texts == group
+        out[f"test_rows/{group}"] = int(rows.sum())
+        for name, value in binary_metrics(np.asarray(probabilities)[rows], np.asarray(labels)[rows], threshold).items():
+            out[f"test_{name}/{group}"] = value
+    return out
+
+
+def _evaluate_multilabel(trainer, tokenized, label_names: list[str], training_args, results: dict[str, Any]):
+    """`_evaluate_binary` for a multi-label model: one threshold per label (0.5, or tuned on validation by
+    ``threshold_tuning``), per-label and averaged metrics. Returns ``(thresholds, test probabilities, labels)``:
+    the thresholds as one number when they are all equal."""
+    thresholds = [0.5] * len(label_names)
+    if "validation" in tokenized:
+        val = trainer.predict(tokenized["validation"], metric_key_prefix="eval")
+        val_probs = label_probabilities(val.predictions)
+        thresholds = tune_label_thresholds(
+            val_probs,
+            val.label_ids,
+            training_args.threshold_objective,
+            method=training_args.threshold_tuning,
+            seed=training_args.seed,
+        )
+        results.update(prefixed(multilabel_metrics(val_probs, val.label_ids, label_names), "eval"))
+        results["eval_loss"] = val.metrics["eval_loss"]
+        results.update(prefixed(multilabel_metrics(val_probs, val.label_ids, label_names, thresholds), "eval_tuned"))
+    threshold = thresholds[0] if len(set(thresholds)) == 1 else thresholds
+    results["threshold"] = threshold
+    results["threshold_objective"] = training_args.threshold_objective
+    results["threshold_tuning"] = training_args.threshold_tuning
+    results["labels"] = list(label_names)
+    test_probs = test_labels = None
+    if "test" in tokenized:
+        test = trainer.predict(tokenized["test"], metric_key_prefix="test")
+        test_probs, test_labels = label_probabilities(test.predictions), test.label_ids
+        results["test_loss"] = test.metrics["test_loss"]
+        results.update(prefixed(multilabel_metrics(test_probs, test_labels, label_names), "test"))
+        results.update(prefixed(multilabel_metrics(test_probs, test_labels, label_names, thresholds), "test_tuned"))
+    return threshold, test_probs, test_labels
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """A short human-readable table of the test metrics (at 0.5, at the tuned threshold, and any baseline's)."""
+    """A short human-readable table of the test metrics (at 0.5, at the tuned threshold, and any baseline's);
+    for a multi-label model the averages, then one row per label."""
+    if "labels" in results:
+        return _format_multilabel(results)
     baselines = sorted({k.split("_")[1] for k in results if k.startswith("baseline_") and k.endswith("_test_accuracy")})
     header = f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"
     lines = [header + "".join(f" {BASELINE_TITLES.get(b, b):>10}" for b in baselines)]
@@ -206,6 +293,36 @@ def format_results(results: dict[str, Any]) -> str:
             row = f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}"
             row += "".join(f" {results.get(f'baseline_{b}_test_{name}', float('nan')):>10.4f}" for b in baselines)
             lines.append(row)
+    if results.get("pair_groups"):  # a text-pair model: each first text (aspect) on its own
+        width = max(12, *(len(g) for g in results["pair_groups"]))
+        lines += ["", f"{'first text':<{width}} {'rows':>5} {'accuracy':>9} {'f1':>9} {'roc_auc':>9}"]
+        for group in results["pair_groups"]:
+            cells = " ".join(f"{results[f'test_{m}/{group}']:>9.4f}" for m in ("accuracy", "f1", "roc_auc"))
+            lines.append(f"{group:<{width}} {results[f'test_rows/{group}']:>5} {cells}")
+    return "\n".join(lines)
+
+
+MULTILABEL_AVERAGES = ("accuracy", "exact_match", "f1_micro", "f1_macro", "roc_auc_micro", "roc_auc_macro")
+PER_LABEL_METRICS = ("f1", "precision", "recall", "roc_auc")
+
+
+def _format_multilabel(results: dict[str, Any]) -> str:
+    labels, threshold = results["labels"], results["threshold"]
+    thresholds = threshold if isinstance(threshold, list) else [threshold] * len(labels)
+    tuned = any(t != 0.5 for t in thresholds)
+    lines = [f"{'test metric':<14} {'@0.5':>8}" + (f" {'@tuned':>8}" if tuned else "")]
+    for name in MULTILABEL_AVERAGES:
+        if f"test_{name}" in results:
+            row = f"{name:<14} {results[f'test_{name}']:>8.4f}"
+            lines.append(row + (f" {results[f'test_tuned_{name}']:>8.4f}" if tuned else ""))
+    if "test_f1_micro" not in results:
+        return "\n".join(lines)
+    width = max(12, *(len(n) for n in labels))
+    lines += ["", f"{'label':<{width}} " + " ".join(f"{m:>9}" for m in PER_LABEL_METRICS) + f" {'threshold':>9}"]
+    prefix = "test_tuned" if tuned else "test"
+    for name, cut in zip(labels, thresholds, strict=True):
+        cells = " ".join(f"{results.get(f'{prefix}_{m}/{name}', float('nan')):>9.4f}" for m in PER_LABEL_METRICS)
+        lines.append(f"{name:<{width}} {cells} {cut:>9.3f}")
     return "\n".join(lines)
 
 

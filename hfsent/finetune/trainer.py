@@ -13,7 +13,9 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..arguments import build_model as build_recipe_model
+from ..configuration_hfsent import MULTI_LABEL, HfSentConfig
 from ..datasource import column_values
+from ..errors import RecipeError
 from ..modeling_hfsent import HfSentModel, give_default_mode
 from ..outputs import TOKENIZER_DIR
 from ..tokenizer import load_recipe_tokenizer, load_tokenizer, train_wordpiece_tokenizer
@@ -57,29 +59,68 @@ def build_tokenizer(
     return tokenizer
 
 
-def _pos_weight(model_args: ModelArguments, train_labels: list[int]) -> float | None:
+def _pos_weight(model_args: ModelArguments, train_labels: list) -> float | list[float] | None:
+    """The recipe's ``pos_weight``: a number, or with ``auto`` n_negative / n_positive (one per label of a
+    multi-label model, whose ``train_labels`` are 0/1 lists)."""
     if model_args.pos_weight is None:
         return None
     if model_args.pos_weight == "auto":
-        positives = int(np.sum(train_labels))
-        return (len(train_labels) - positives) / max(positives, 1)
+        labels = np.asarray(train_labels, dtype=np.float64)
+        positives = labels.sum(axis=0)
+        weights = (len(labels) - positives) / np.maximum(positives, 1)
+        return weights.tolist() if labels.ndim == 2 else float(weights)
     return float(model_args.pos_weight)  # a number > 0: checked by ModelArguments
 
 
+def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool) -> None:
+    """Raise `RecipeError` when ``model_name_or_path`` is an hfsent model whose labels differ from the recipe's.
+
+    A binary recipe (``label_names`` None) continues a binary model only; a multi-label one a model with the same
+    labels in the same order. A BERT encoder (any other model type) gets a new head: nothing to compare.
+    """
+    from transformers import PretrainedConfig
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(model_name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return  # from_pretrained reports it
+    if config.get("model_type") != "hfsent":
+        return
+    loaded = HfSentConfig.from_dict(config)
+    ours = "binary (neg/pos)" if label_names is None else f"{len(label_names)} labels {label_names}"
+    theirs = "binary (neg/pos)" if loaded.is_binary else f"{loaded.num_labels} labels {loaded.label_names}"
+    if (label_names is None) != loaded.is_binary or (label_names is not None and label_names != loaded.label_names):
+        raise RecipeError(
+            f"model_name_or_path {model_name_or_path!r} is an hfsent model with {theirs}, but the recipe's "
+            f"label_column gives {ours}: start from a BERT encoder, or use the labels of that model"
+        )
+
+
 def build_model(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train_labels: list[int], max_length: int
+    model_args: ModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    train_labels: list,
+    max_length: int,
+    label_names: list[str] | None = None,
 ) -> HfSentModel:
     """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init), with the
-    recipe's head settings (`hfsent.arguments.build_model`)."""
+    recipe's head settings (`hfsent.arguments.build_model`).
+
+    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label.
+    """
+    head = {
+        "pooling": model_args.pooling,
+        "classifier_dropout": model_args.classifier_dropout,
+        "pos_weight": _pos_weight(model_args, train_labels),
+    }
+    if label_names is not None:
+        head["problem_type"] = MULTI_LABEL
+        head["id2label"] = dict(enumerate(label_names))
+        head["label2id"] = {name: i for i, name in enumerate(label_names)}
+    if model_args.model_name_or_path:
+        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code)
     return build_recipe_model(
-        model_args,
-        HfSentModel,
-        tokenizer,
-        max_length,
-        trust_remote_code=model_args.trust_remote_code,
-        pooling=model_args.pooling,
-        classifier_dropout=model_args.classifier_dropout,
-        pos_weight=_pos_weight(model_args, train_labels),
+        model_args, HfSentModel, tokenizer, max_length, trust_remote_code=model_args.trust_remote_code, **head
     )
 
 
@@ -123,8 +164,9 @@ class HfSentTrainer(Trainer):
             lengths = column_values(dataset, self.args.length_column_name)
         else:
             lengths = [len(ids) for ids in column_values(dataset, "input_ids")]
-        has_labels = LABELS_COLUMN in dataset.column_names
-        labels = [int(y) for y in column_values(dataset, LABELS_COLUMN)] if has_labels else None
+        labels = column_values(dataset, LABELS_COLUMN) if LABELS_COLUMN in dataset.column_names else None
+        # binary: each step keeps the label mix; multi-label rows (lists) are grouped by length only
+        labels = None if labels is None or any(isinstance(y, list) for y in labels[:1]) else [int(y) for y in labels]
         step = self.args.train_batch_size * self.args.gradient_accumulation_steps * max(1, self.args.world_size)
         return LengthGroupedStepSampler(
             lengths, step, labels, group_steps=self.args.length_group_steps, seed=self.args.seed
@@ -139,4 +181,11 @@ def publishable_model(trainer: Trainer):
     return model
 
 
-__all__ = ["HfSentTrainer", "apply_lora", "build_model", "build_tokenizer", "publishable_model"]
+__all__ = [
+    "HfSentTrainer",
+    "apply_lora",
+    "build_model",
+    "build_tokenizer",
+    "check_checkpoint_labels",
+    "publishable_model",
+]

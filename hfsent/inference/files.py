@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..configuration_hfsent import MULTI_LABEL
 from ..datasource import FILE_FORMATS
 from ..endpoint_handler import text_problem
 from .backends import InferenceBackend
@@ -267,7 +268,7 @@ class PredictSummary:
 
     output: Path
     text_column: str
-    threshold: float
+    threshold: float | list[float]
     rows: int = 0
     labels: Counter = field(default_factory=Counter)
     problems: Counter = field(default_factory=Counter)
@@ -285,7 +286,7 @@ class PredictSummary:
         rate = self.rows / self.seconds if self.seconds else 0.0
         lines = [
             f"wrote {self.rows} rows to {str(self.output)!r} in {self.seconds:.1f} s ({rate:.0f} rows/s)",
-            f"classified {self.rows - self.flagged} (column {self.text_column!r}, threshold {self.threshold:g}): "
+            f"classified {self.rows - self.flagged} (column {self.text_column!r}, threshold {_cuts(self.threshold)}): "
             + (", ".join(f"{label} {n}" for label, n in sorted(self.labels.items())) or "none"),
         ]
         if self.flagged:
@@ -301,12 +302,24 @@ class PredictSummary:
         return "\n".join(lines)
 
 
-def output_columns(prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """The columns `predict_file` adds to every row."""
+def _cuts(threshold: float | list[float]) -> str:
+    return ", ".join(f"{t:g}" for t in threshold) if isinstance(threshold, list) else f"{threshold:g}"
+
+
+def output_columns(prefix: str = DEFAULT_PREFIX, label_names: list[str] | None = None) -> list[str]:
+    """The columns `predict_file` adds to every row: for a multi-label model (``label_names``) ``labels`` (those
+    over their thresholds), one ``prob_<label>`` per label and ``error``."""
+    if label_names is not None:
+        return [prefix + "labels", *(f"{prefix}prob_{name}" for name in label_names), prefix + "error"]
     return [prefix + name for name in OUTPUT_FIELDS]
 
 
-def check_output_path(reader: TableReader, output: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> Path:
+def check_output_path(
+    reader: TableReader,
+    output: str | os.PathLike,
+    prefix: str = DEFAULT_PREFIX,
+    label_names: list[str] | None = None,
+) -> Path:
     """Validate the output path and the added columns before any work; raise `InputError`."""
     path = Path(output)
     if path.is_dir():
@@ -317,7 +330,7 @@ def check_output_path(reader: TableReader, output: str | os.PathLike, prefix: st
         raise InputError(f"the output {str(path)!r} would overwrite the input")
     if not path.parent.is_dir():
         raise InputError(f"output folder not found: {str(path.parent)!r}")
-    taken = [c for c in output_columns(prefix) if c in reader.columns]
+    taken = [c for c in output_columns(prefix, label_names) if c in reader.columns]
     if taken:
         raise InputError(f"the input already has column {taken[0]!r}; choose another --prefix")
     return path
@@ -334,20 +347,31 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     prefix: str = DEFAULT_PREFIX,
     progress: bool | None = None,
+    text_pair_column: str | None = None,
 ) -> PredictSummary:
     """Classify ``reader``'s ``text_column`` chunk by chunk and write every row, in input order, to ``output``.
 
     ``threshold`` defaults to the model's ``config.threshold``. ``progress``: show a progress bar on
-    stderr (None: only when stderr is a terminal). Returns a `PredictSummary`.
+    stderr (None: only when stderr is a terminal). A text-pair model reads its second text from
+    ``text_pair_column``; a multi-label model writes `output_columns` with its labels. Returns a `PredictSummary`.
     """
     from tqdm.auto import tqdm
 
-    path = check_output_path(reader, output, prefix)
-    threshold = validate_threshold(backend.config.threshold if threshold is None else threshold)
-    id2label = backend.config.id2label
+    from .classify import predict
+
+    config = backend.config
+    label_names = config.label_names if getattr(config, "problem_type", None) == MULTI_LABEL else None
+    path = check_output_path(reader, output, prefix, label_names)
+    if label_names is None:
+        threshold = validate_threshold(config.threshold if threshold is None else threshold)
+    else:
+        threshold = (
+            config.label_thresholds() if threshold is None else [validate_threshold(threshold)] * len(label_names)
+        )
+    id2label = config.id2label
     summary = PredictSummary(path, text_column, threshold)
-    label_col, score_col, prob_col, error_col = output_columns(prefix)
-    writer = TableWriter(path, [*reader.columns, *output_columns(prefix)])
+    added = output_columns(prefix, label_names)
+    writer = TableWriter(path, [*reader.columns, *added])
     bar = tqdm(
         total=reader.total_rows, unit=" rows", disable=(not sys.stderr.isatty()) if progress is None else not progress
     )
@@ -356,22 +380,48 @@ def predict_file(
     try:
         for chunk in reader.chunks(chunk_rows):
             problems = [row.problem or text_problem(row.values.get(text_column)) for row in chunk]
+            if text_pair_column is not None:
+                problems = [
+                    p or (f"{text_pair_column}: {q}" if (q := text_problem(row.values.get(text_pair_column))) else None)
+                    for p, row in zip(problems, chunk, strict=True)
+                ]
             todo = [i for i, problem in enumerate(problems) if problem is None]
-            probs = backend.positive_probabilities([chunk[i].values[text_column] for i in todo], batch_size, max_length)
-            results = dict(zip(todo, probs, strict=True))
+            texts = [chunk[i].values[text_column] for i in todo]
+            if label_names is None and text_pair_column is None:
+                probs = backend.positive_probabilities(texts, batch_size, max_length)
+                scored = [label_result(p, threshold, id2label) for p in probs]
+            else:
+                pairs = [chunk[i].values[text_pair_column] for i in todo] if text_pair_column else None
+                scored = predict(texts, backend, threshold=threshold, batch_size=batch_size, text_pairs=pairs)
+            results = dict(zip(todo, scored, strict=True))
             out = []
             for i, (row, problem) in enumerate(zip(chunk, problems, strict=True)):
                 values = dict(row.values)
-                if problem is None:
-                    result = label_result(results[i], threshold, id2label)
-                    values.update({label_col: result["label"], score_col: result["score"], prob_col: results[i]})
-                    values[error_col] = None
-                    summary.labels[result["label"]] += 1
-                else:
-                    values.update({label_col: None, score_col: None, prob_col: None, error_col: problem})
+                if problem is not None:
+                    values.update(dict.fromkeys(added[:-1]))
+                    values[added[-1]] = problem
                     summary.problems[problem] += 1
                     if len(summary.first_problems) < 5:
                         summary.first_problems.append((summary.rows + i + 1, problem))
+                elif label_names is not None:
+                    result = results[i]
+                    values[added[0]] = "|".join(result["labels"])
+                    values.update({f"{prefix}prob_{n}": result["scores"][n] for n in label_names})
+                    values[added[-1]] = None
+                    summary.labels.update(result["labels"])
+                else:
+                    result = results[i]
+                    values.update(
+                        dict(
+                            zip(
+                                added[:3],
+                                (result["label"], result["score"], result["positive_probability"]),
+                                strict=True,
+                            )
+                        )
+                    )
+                    values[added[-1]] = None
+                    summary.labels[result["label"]] += 1
                 out.append(values)
             writer.write(out)
             summary.rows += len(chunk)

@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..endpoint_handler import format_predictions, parse_payload
+from ..endpoint_handler import check_input_kind, format_predictions, parse_payload
 from .backends import InferenceBackend
 from .labels import validate_threshold
 from .microbatch import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, MicroBatcher
@@ -117,6 +117,10 @@ class InferenceServer(ThreadingHTTPServer):
                 raise RequestError(400, "malformed JSON body: nested too deeply") from None
             try:
                 request = parse_payload(payload)
+            except ValueError as err:
+                raise RequestError(400, str(err)) from None
+            try:  # the server runs single-text models only (see hfsent.commands.load_backend_or_exit)
+                check_input_kind(request, text_pairs=False)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             if len(request.texts) > self.max_inputs:

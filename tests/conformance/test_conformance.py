@@ -4,7 +4,7 @@ Each test runs over the tiny checkpoint of every shipped recipe (see conftest.py
 ``bert_base_chinese``, ``lora``, ``pretrained``): output types and ``return_dict``, dtype and attention
 switches, gradient checkpointing, ``resize_token_embeddings``, every Auto class (in this process and in a
 fresh one without hfsent), the stock ``pipeline("text-classification")`` on long and empty inputs, peft
-with its defaults, ``AutoTokenizer``, and the fixed label space.
+with its defaults, ``AutoTokenizer``, and label overrides as for a stock model.
 """
 
 from __future__ import annotations
@@ -298,20 +298,36 @@ def test_peft_lora_with_default_targets(checkpoint, tmp_path):
 # ------------------------------------------------------------------------------- label space (item 5)
 
 
-@pytest.mark.parametrize(
-    "override, named",
-    [
-        ({"num_labels": 3}, "num_labels=3"),
-        ({"num_labels": 1}, "num_labels=1"),
-        ({"id2label": {0: "negative", 1: "positive"}}, "id2label="),
-        ({"id2label": {0: "pos", 1: "neg"}}, "id2label="),
-        ({"label2id": {"neg": 1, "pos": 0}}, "label2id="),
-    ],
-)
-def test_label_overrides_that_contradict_neg_pos_raise(checkpoint, override, named):
-    for load in (HfSentModel.from_pretrained, AutoModelForSequenceClassification.from_pretrained):
-        with pytest.raises(ValueError, match=rf"fixed label space.*num_labels=2.*got {named}"):
-            load(checkpoint, **override)
+def test_label_count_overrides_behave_as_for_stock_bert(checkpoint):
+    """A new label count is a new head: refused without ``ignore_mismatched_sizes``, re-initialised with it."""
+    with pytest.raises(RuntimeError):
+        AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=3)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, ignore_mismatched_sizes=True, num_labels=3)
+    assert model.config.id2label == {i: f"LABEL_{i}" for i in range(3)}
+    assert model.classifier.weight.shape == (3, model.config.hidden_size)
+    batch = AutoTokenizer.from_pretrained(checkpoint)(TEXTS, padding=True, return_tensors="pt")
+    assert model.eval()(**batch).logits.shape == (len(TEXTS), 3)
+
+
+def test_one_label_reads_the_binary_logit(checkpoint):
+    """``num_labels=1`` (one output, as transformers means it) is the binary head's own logit ``z``: same shape,
+    so it loads (where a stock two-column head would be re-initialised) and gives ``z`` as its one column."""
+    batch = AutoTokenizer.from_pretrained(checkpoint)(TEXTS, padding=True, return_tensors="pt")
+    binary = _load(checkpoint)
+    one = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1).eval()
+    assert one.config.num_labels == 1 and not one.config.is_binary
+    with torch.no_grad():
+        torch.testing.assert_close(one(**batch).logits[:, 0], binary(**batch).logits[:, 1])
+
+
+def test_label_names_of_a_binary_model_can_be_renamed(checkpoint):
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint, id2label={"0": "negative", "1": "positive"}, label2id={"negative": 0, "positive": 1}
+    )
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.is_binary and model.classifier.weight.shape[0] == 1  # the same head, other names
+    model.config.num_labels = 4  # as on any transformers config
+    assert model.config.id2label == {i: f"LABEL_{i}" for i in range(4)}
 
 
 def test_labels_that_restate_neg_pos_load(checkpoint):
@@ -319,10 +335,6 @@ def test_labels_that_restate_neg_pos_load(checkpoint):
         checkpoint, num_labels=2, id2label={"0": "neg", "1": "pos"}, label2id={"neg": 0, "pos": 1}
     )
     assert model.config.id2label == {0: "neg", 1: "pos"}
-    with pytest.raises(ValueError, match="num_labels=4"):
-        model.config.num_labels = 4
-    with pytest.raises(ValueError, match="id2label="):
-        model.config.id2label = {0: "LABEL_0", 1: "LABEL_1"}
     assert model.config.num_labels == 2
 
 
