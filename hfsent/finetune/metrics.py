@@ -53,6 +53,8 @@ def compute_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
 @functools.cache
 def multilabel_sentiment_metric() -> evaluate.EvaluationModule:
     """The bundled multi-label `evaluate` module (per label and micro/macro averages); loads offline."""
+    import evaluate  # loaded on first use, as for the binary module
+
     return evaluate.load(MULTILABEL_SENTIMENT_MODULE)
 
 
