@@ -208,10 +208,11 @@ class HfSentModel(BertPreTrainedModel):
         """`PreTrainedModel.from_pretrained`, with the loading report of a BERT encoder in one plain line.
 
         From an hfsent checkpoint nothing is missing and nothing is logged. From a plain BERT checkpoint
-        (BertModel, BertForMaskedLM, ...) the new head is logged at INFO; anything else missing or unused
-        is one WARNING line; weights re-initialised for a shape mismatch (``ignore_mismatched_sizes``, e.g. a
-        new label count) get transformers' own report (instead of transformers' multi-line "LOAD REPORT" table). When
-        loading fails, transformers' report is logged as usual before the error.
+        (BertModel, BertForMaskedLM, ...) the new head is logged at INFO; anything else missing, unused or
+        mismatched is one WARNING line (instead of transformers' multi-line "LOAD REPORT" table); weights
+        re-initialised by ``ignore_mismatched_sizes`` (e.g. a new label count) are said on transformers' loading
+        logger, in its words too ("Reinit due to size mismatch"). When loading fails, transformers' report is
+        logged as usual before the error.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
         try:
@@ -223,12 +224,7 @@ class HfSentModel(BertPreTrainedModel):
             for record in reports:  # the error says "look at the above report": show it
                 _logging.getLogger(_LOADING_LOGGER).handle(record)
             raise
-        logged = info
-        if info.get("mismatched_keys"):  # re-initialised weights: transformers' own report, as for a stock model
-            for record in reports:
-                _logging.getLogger(_LOADING_LOGGER).handle(record)
-            logged = {**info, "mismatched_keys": []}
-        model._log_loading_info(pretrained_model_name_or_path, logged)
+        model._log_loading_info(pretrained_model_name_or_path, info)
         return (model, info) if output_loading_info else model
 
     def _log_loading_info(self, source: str | os.PathLike | None, info: dict) -> None:
@@ -246,12 +242,13 @@ class HfSentModel(BertPreTrainedModel):
             for label, keys in (
                 ("newly initialised (missing from the checkpoint)", missing),
                 ("unused (not in the model)", unexpected),
-                ("re-initialised (shape mismatch)", mismatched),
+                ("re-initialised (shape mismatch; Reinit due to size mismatch)", mismatched),
             )
             if keys
         ]
-        if problems:
-            logger.warning("Loading %s into HfSentModel: %s", source, "; ".join(problems))
+        if problems:  # a re-initialised weight is said where transformers says it for a stock model
+            target = _logging.getLogger(_LOADING_LOGGER) if mismatched else logger
+            target.warning("Loading %s into HfSentModel: %s", source, "; ".join(problems))
 
     @property
     def is_gradient_checkpointing(self) -> bool:
