@@ -140,7 +140,7 @@ def build_config(
     if config_overrides:
         try:
             config.update_from_string(config_overrides)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # TypeError: a key whose default is None (GPT-2's n_inner)
             raise RecipeError(f"bad config_overrides {config_overrides!r}: {err}") from err
     if config_overrides:
         where = f"config_overrides {config_overrides!r}"

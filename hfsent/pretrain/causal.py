@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 
 from tokenizers.processors import TemplateProcessing
-from transformers import PreTrainedTokenizerBase, TokenizersBackend, Trainer
+from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase, TokenizersBackend, Trainer
 
 from ..errors import RecipeError
 
@@ -61,6 +62,33 @@ def causal_lm_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokeniz
     return tokenizer
 
 
+# Text the reloaded tokenizer must encode as the training one did (Chinese, Latin, digits, punctuation)
+PROBE_TEXT = "物流很快，质量不错。这个手机很好用! Hello world 2026"
+
+
+def check_tokenizer_reloads(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> None:
+    """`RecipeError` unless ``AutoTokenizer`` reloads ``tokenizer`` saved beside ``config`` as the same tokenizer.
+
+    transformers picks the tokenizer class of some model types whatever ``tokenizer_config.json`` says: a
+    ``qwen2`` folder always loads ``Qwen2Tokenizer`` (byte-level BPE), which reads a WordPiece vocabulary such
+    as bert-base-chinese's into other ids. Such a checkpoint would generate garbage in ``pipeline("text-generation")``,
+    so it fails before training (one round trip through a temporary folder).
+    """
+    with tempfile.TemporaryDirectory(prefix="hfsent-tokenizer-") as folder:
+        config.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        reloaded = AutoTokenizer.from_pretrained(folder)
+    if (
+        reloaded(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        != tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    ):
+        raise RecipeError(
+            f"invalid value for 'tokenizer_name': transformers reloads a {config.model_type!r} checkpoint's tokenizer "
+            f"as {type(reloaded).__name__}, which reads this {type(tokenizer).__name__} vocabulary into other ids; "
+            "use model_type gpt2 or llama with this vocabulary, or a tokenizer made for the model"
+        )
+
+
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
     """The config keys (``bos_token_id``, ``eos_token_id``, ``pad_token_id``) a decoder gets from its tokenizer."""
     return {
@@ -83,4 +111,4 @@ def evaluate_causal_lm(trainer: Trainer, dataset, metric_key_prefix: str = "eval
     }
 
 
-__all__ = ["causal_lm_tokenizer", "evaluate_causal_lm", "special_token_ids"]
+__all__ = ["causal_lm_tokenizer", "check_tokenizer_reloads", "evaluate_causal_lm", "special_token_ids"]

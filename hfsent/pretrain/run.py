@@ -30,7 +30,7 @@ from ..recipe import save_recipe
 from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
 from ..tokenizer import fit_tokenizer_to_model, load_recipe_tokenizer
 from .arguments import PretrainDataArguments, PretrainModelArguments, check_objective
-from .causal import causal_lm_tokenizer, evaluate_causal_lm, special_token_ids
+from .causal import causal_lm_tokenizer, check_tokenizer_reloads, evaluate_causal_lm, special_token_ids
 from .corpus import load_corpus
 from .masking import IGNORE_INDEX, MLMCollator, premask
 from .modeling import MaskedOnlyBertForMaskedLM
@@ -90,7 +90,7 @@ def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrained
     """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's); a decoder's with
     ``objective: causal_lm`` (`causal_lm_tokenizer`)."""
     name = model_args.tokenizer_source()
-    tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
+    tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir, require_pad_token=not model_args.causal)
     if model_args.causal:
         return causal_lm_tokenizer(tokenizer)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
@@ -200,6 +200,8 @@ def run_pretraining(
     resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS, data_sources=sources)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_length)
+    if model_args.causal:  # before any data loads: the output's tokenizer must reload as this one
+        check_tokenizer_reloads(tokenizer, model.config)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
     trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_length
     fit_tokenizer_to_model(tokenizer, limit=trained_length)
