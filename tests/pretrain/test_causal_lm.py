@@ -159,6 +159,15 @@ def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
     assert card.data.pipeline_tag == "text-generation"
     assert "causal language modelling" in card.text and 'pipeline("text-generation"' in card.text
 
+    if model_type == "gpt2":  # continue the *ForCausalLM checkpoint: its weights and tokenizer load
+        continued = tmp_path / "continued"
+        argv = [recipe, "--config_name", "", "--tokenizer_name", "", "--model_name_or_path", str(out)]
+        assert hfsent_main(["pretrain", *argv, "--output_dir", str(continued)]) == 0
+        again = json.loads((continued / "all_results.json").read_text())
+        # the same held-out blocks, the same model: the loss it ended with is the one it starts from
+        assert again["init_eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-4)
+        assert json.loads((continued / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+
 
 def test_packing_puts_the_separator_between_documents_and_fills_every_block(tokenizer_dir):
     # doc1 [SEP] doc2 [SEP] doc3 [SEP]: 12 tokens, three full blocks of 4, no [CLS]
