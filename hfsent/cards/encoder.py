@@ -30,6 +30,10 @@ ENCODER_HYPERPARAMETERS = (
 )  # fmt: skip
 ENCODER_METRICS = {"loss": "Loss (masked tokens)", "perplexity": "Perplexity", "accuracy": "Masked-token accuracy"}
 DECODER_METRICS = {"loss": "Loss (next token)", "perplexity": "Perplexity"}
+DECODER_HYPERPARAMETERS = (
+    "objective",
+    *(k for k in ENCODER_HYPERPARAMETERS if k not in ("mlm_probability", "whole_word_mask", "line_by_line")),
+)
 # model_card_data.json's "kind" for an encoder's card (a fine-tuned model's card data has no "kind")
 ENCODER_CARD_KIND = "pretrained_encoder"
 
@@ -114,7 +118,9 @@ def render_pretrained_encoder_card(
         ],
         "summary": [[k, common.cell(v)] for k, v in common.model_summary(output_dir).items()],
         "hyperparameters": [
-            [k, common.cell(common.public_value(recipe[k]))] for k in ENCODER_HYPERPARAMETERS if k in recipe
+            [k, common.cell(common.public_value(recipe[k]))]
+            for k in (DECODER_HYPERPARAMETERS if decoder else ENCODER_HYPERPARAMETERS)
+            if k in recipe
         ],
         "all_hyperparameters": [
             [k, common.cell(common.public_value(v))]
