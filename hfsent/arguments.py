@@ -51,6 +51,8 @@ class ModelSourceArguments:
 
     # the checkpoints (``model_name_or_path``, ``config_name``) a recipe can start from, by ``model_type``
     accepted_model_types: ClassVar[tuple[str, ...]] = ("bert",)
+    # what `accepted_model_types` are for, added to the error naming a checkpoint of another type ('' for nothing)
+    model_type_context: ClassVar[str] = ""
 
     def tokenizer_source(self) -> str | None:
         """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
@@ -69,6 +71,7 @@ class ModelSourceArguments:
             model_type=self.accepted_model_types[0],
             cache_dir=cache_dir,
             accepted_model_types=self.accepted_model_types,
+            context=self.model_type_context,
         )
         check_max_length(max_length, config)
 
@@ -110,6 +113,7 @@ def build_config(
     model_type: str = "bert",
     cache_dir: str | None = None,
     accepted_model_types: tuple[str, ...] | None = None,
+    context: str = "",
 ) -> PretrainedConfig:
     """Build the model config a recipe asks for.
 
@@ -127,7 +131,7 @@ def build_config(
             accepted = " or ".join(repr(t) for t in accepted_model_types)
             raise RecipeError(
                 f"invalid value for {key!r}: {source!r} is a {config.model_type!r} checkpoint; expected model_type "
-                f"{accepted}"
+                f"{accepted}" + (f" {context}" if context else "")
             )
     else:
         if model_type not in CONFIG_MAPPING:
@@ -136,7 +140,7 @@ def build_config(
     if config_overrides:
         try:
             config.update_from_string(config_overrides)
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # TypeError: a key whose default is None (GPT-2's n_inner)
             raise RecipeError(f"bad config_overrides {config_overrides!r}: {err}") from err
     if config_overrides:
         where = f"config_overrides {config_overrides!r}"
@@ -181,13 +185,17 @@ def build_model(
         except (OSError, ValueError) as err:
             raise RecipeError(f"could not load model_name_or_path {source!r}: {first_line(err)}") from err
     else:
-        config_class = model_class.config_class
-        config = build_config(None, args.config_name, args.config_overrides, model_type=config_class.model_type)
-        if config_changes or not isinstance(config, config_class):  # a BERT config becomes an hfsent config
-            config = config_class(**{**config.to_dict(), **config_changes})
+        config_class = getattr(model_class, "config_class", None)  # None: an Auto class (from_config)
+        model_type = config_class.model_type if config_class else args.accepted_model_types[0]
+        config = build_config(None, args.config_name, args.config_overrides, model_type=model_type)
+        if config_class and (config_changes or not isinstance(config, config_class)):
+            config = config_class(**{**config.to_dict(), **config_changes})  # a BERT config becomes an hfsent one
+        else:
+            for key, value in config_changes.items():
+                setattr(config, key, value)
         config.vocab_size = len(tokenizer)
         config.pad_token_id = tokenizer.pad_token_id
-        model = model_class(config)
+        model = model_class(config) if config_class else model_class.from_config(config)
         logger.info("New model from config: %.1fM parameters", model.num_parameters() / 1e6)
     vocabulary = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocabulary:

@@ -10,18 +10,21 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 DEFAULT_MODEL_MAX_LENGTH = 512
 
 
-def load_tokenizer(name_or_path: str, model_max_length: int | None = None, **kwargs) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    name_or_path: str, model_max_length: int | None = None, require_pad_token: bool = True, **kwargs
+) -> PreTrainedTokenizerBase:
     """Load a tokenizer (Hub id or local folder) with a usable ``model_max_length``.
 
     bert-base-chinese's tokenizer_config has no ``model_max_length`` (transformers then reports
-    1e30, so truncation never happens): it is set to ``model_max_length`` or 512.
+    1e30, so truncation never happens): it is set to ``model_max_length`` or 512. A tokenizer without a pad
+    token is refused unless ``require_pad_token`` is False (a decoder's, such as GPT-2's, for causal LM).
     """
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     if model_max_length is not None:
         tokenizer.model_max_length = model_max_length
     elif tokenizer.model_max_length is None or tokenizer.model_max_length > 100_000:
         tokenizer.model_max_length = DEFAULT_MODEL_MAX_LENGTH
-    if tokenizer.pad_token is None:
+    if tokenizer.pad_token is None and require_pad_token:
         raise ValueError(
             f"the tokenizer at {name_or_path!r} has no pad token; save it with "
             "`tokenizer.save_pretrained(dir)` rather than copying raw tokenizer files"

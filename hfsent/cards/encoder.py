@@ -1,4 +1,5 @@
-"""The card of an MLM-pretrained BERT encoder: `render_pretrained_encoder_card` renders it, `write_encoder_card` writes
+"""The card of an MLM-pretrained BERT encoder (or a causal-LM-pretrained decoder, ``objective: causal_lm``):
+`render_pretrained_encoder_card` renders it, `write_encoder_card` writes
 it into ``hfsent pretrain``'s output (with ``model_card_data.json``, so that ``hfsent push`` renders it again with the
 repo id, see `hfsent.cards.card_for_push`)."""
 
@@ -28,6 +29,11 @@ ENCODER_HYPERPARAMETERS = (
     "lr_scheduler_type", "seed",
 )  # fmt: skip
 ENCODER_METRICS = {"loss": "Loss (masked tokens)", "perplexity": "Perplexity", "accuracy": "Masked-token accuracy"}
+DECODER_METRICS = {"loss": "Loss (next token)", "perplexity": "Perplexity"}
+DECODER_HYPERPARAMETERS = (
+    "objective",
+    *(k for k in ENCODER_HYPERPARAMETERS if k not in ("mlm_probability", "whole_word_mask", "line_by_line")),
+)
 # model_card_data.json's "kind" for an encoder's card (a fine-tuned model's card data has no "kind")
 ENCODER_CARD_KIND = "pretrained_encoder"
 
@@ -43,6 +49,7 @@ def render_pretrained_encoder_card(
     license: str | None = "apache-2.0",
 ) -> str:
     """The model card of an MLM-pretrained BERT encoder saved in ``output_dir``; returns it (does not write it).
+    With ``recipe["objective"] == "causal_lm"``, that of a decoder (``pipeline_tag: text-generation``).
 
     ``results`` are the run's metrics (``eval_loss``/``eval_perplexity``/``eval_accuracy``, optional
     ``init_eval_*`` and ``train_*``), ``recipe`` the resolved recipe dict (``model_name_or_path``,
@@ -60,10 +67,15 @@ def render_pretrained_encoder_card(
         log_history = json.loads((output_dir / TRAINER_STATE_FILE).read_text()).get("log_history", [])
     name = name or output_dir.name
     title = model_id.split("/")[-1] if model_id else name
+    decoder = recipe.get("objective") == "causal_lm"
+    task, task_name = (
+        ("text-generation", "Causal language modelling") if decoder else ("fill-mask", "Masked language modelling")
+    )
+    metrics = DECODER_METRICS if decoder else ENCODER_METRICS
     eval_results = [
         EvalResult(
-            task_type="fill-mask",
-            task_name="Masked language modelling",
+            task_type=task,
+            task_name=task_name,
             dataset_type=common.dataset_type(datasets[0]) if len(datasets) == 1 else (dataset_ids or ["local"])[0],
             dataset_name=", ".join(Path(str(d)).name if not common.is_hub_id(d) else d for d in datasets) or "unknown",
             dataset_split="validation",
@@ -77,16 +89,18 @@ def render_pretrained_encoder_card(
         language=language,
         license=license,
         library_name="transformers",
-        tags=["hfsent", "bert", "fill-mask", "masked-language-modeling"],
+        tags=["hfsent", "text-generation", "causal-language-modeling"]
+        if decoder
+        else ["hfsent", "bert", "fill-mask", "masked-language-modeling"],
         datasets=dataset_ids or None,
         base_model=base_model,
-        pipeline_tag="fill-mask",
+        pipeline_tag=task,
         eval_results=eval_results or None,
         model_name=title if eval_results else None,
     )
     metric_rows = [
         [title_, common.metric_cell(results.get(f"init_eval_{key}")), common.metric_cell(results.get(f"eval_{key}"))]
-        for key, title_ in ENCODER_METRICS.items()
+        for key, title_ in metrics.items()
         if f"eval_{key}" in results
     ]
     context = {
@@ -94,7 +108,8 @@ def render_pretrained_encoder_card(
         "repo_id": model_id or f"your-username/{name}",
         "base_model_text": common.describe_source(recipe.get("model_name_or_path"), base_model, "checkpoint")
         if recipe.get("model_name_or_path")
-        else "a BERT encoder initialised from scratch",
+        else f"a {'decoder' if decoder else 'BERT encoder'} initialised from scratch",
+        "decoder": _model_type(output_dir) if decoder else None,
         "dataset_texts": [
             common.describe_source(d, d if common.is_hub_id(d) else None, "dataset")
             if not str(d).startswith(BUILTIN_PREFIX)
@@ -103,7 +118,9 @@ def render_pretrained_encoder_card(
         ],
         "summary": [[k, common.cell(v)] for k, v in common.model_summary(output_dir).items()],
         "hyperparameters": [
-            [k, common.cell(common.public_value(recipe[k]))] for k in ENCODER_HYPERPARAMETERS if k in recipe
+            [k, common.cell(common.public_value(recipe[k]))]
+            for k in (DECODER_HYPERPARAMETERS if decoder else ENCODER_HYPERPARAMETERS)
+            if k in recipe
         ],
         "all_hyperparameters": [
             [k, common.cell(common.public_value(v))]
@@ -111,14 +128,20 @@ def render_pretrained_encoder_card(
             if not common.is_publishing_key(k)
         ],
         "metric_rows": metric_rows,
-        "has_init_eval": any(f"init_eval_{key}" in results for key in ENCODER_METRICS),
+        "has_init_eval": any(f"init_eval_{key}" in results for key in metrics),
         "train_samples": results.get("train_samples"),
         "train_tokens": results.get("train_tokens"),
-        "training_rows": common.training_log_rows(log_history, metrics=("perplexity", "accuracy")),
+        "training_rows": common.training_log_rows(log_history, metrics=() if decoder else ("perplexity", "accuracy")),
         "plots": [[common.PLOT_TITLES[name], name] for name in common.PLOT_TITLES if (output_dir / name).is_file()],
         "framework_versions": list(common.framework_versions().items()),
     }
     return common.render_card(ENCODER_TEMPLATE, card_data, context)
+
+
+def _model_type(directory: Path) -> str:
+    """The saved checkpoint's ``model_type`` (``gpt2``, ``qwen2``, ...), or ``causal`` where there is no config."""
+    config = directory / "config.json"
+    return json.loads(config.read_text()).get("model_type", "causal") if config.is_file() else "causal"
 
 
 def render_saved_encoder_card(

@@ -1,25 +1,69 @@
-"""Recipe arguments of MLM pretraining (the keys of ``recipes/pretrain/*.yaml``), after run_mlm.py."""
+"""Recipe arguments of pretraining (the keys of ``recipes/pretrain/*.yaml``), after run_mlm.py and run_clm.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, fields
 
 from ..arguments import ModelSourceArguments
 from ..errors import RecipeError
 from ..validation import PROBABILITY, at_least, between, check_ranges
 
+logger = logging.getLogger("hfsent")
+# The model_types each objective trains: masked LM needs an encoder, causal LM a decoder.
+OBJECTIVE_MODEL_TYPES = {"mlm": ("bert",), "causal_lm": ("gpt2", "qwen2", "llama")}
+# Data keys that only mean something for masked LM: refused with causal_lm (they change the data) ...
+MLM_ONLY_KEYS = ("whole_word_mask", "line_by_line", "pad_to_max_length")
+# ... or ignored with a warning (they only set how tokens are masked).
+MLM_MASKING_KEYS = ("mlm_probability", "mask_replace_prob", "random_replace_prob")
+
 
 @dataclass
 class PretrainModelArguments(ModelSourceArguments):
-    """Where the encoder starts: a checkpoint to continue, or a config to build from scratch."""
+    """What is pretrained (``objective``) and where the model starts: a checkpoint to continue, or a config."""
 
+    objective: str = field(
+        default="mlm",
+        metadata={
+            "help": "'mlm': masked language modelling of a BERT encoder (model_type bert); 'causal_lm': next-token "
+            "prediction of a decoder (model_type gpt2, qwen2 or llama; packed blocks of max_length tokens, the "
+            "tokenizer's EOS (or [SEP]) between documents; output loads with AutoModelForCausalLM). With causal_lm, "
+            "whole_word_mask, line_by_line and pad_to_max_length are refused and mlm_probability, "
+            "mask_replace_prob and random_replace_prob are ignored with a warning.",
+            "choices": list(OBJECTIVE_MODEL_TYPES),
+        },
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     evaluate_before_training: bool = field(
         default=False,
         metadata={"help": "Also evaluate the starting model (init_eval_* in all_results.json)."},
     )
 
+    @property
+    def accepted_model_types(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The ``model_type``\\s the recipe's ``objective`` trains (the first: a from-scratch default)."""
+        return OBJECTIVE_MODEL_TYPES[self.objective]
+
+    @property
+    def model_type_context(self) -> str:
+        """Why those model types, for the error naming a checkpoint of another type."""
+        others = "; ".join(
+            f"objective {name!r} takes {', '.join(types)}"
+            for name, types in OBJECTIVE_MODEL_TYPES.items()
+            if name != self.objective
+        )
+        return f"for objective {self.objective!r} ({others})"
+
+    @property
+    def causal(self) -> bool:
+        """Whether the objective is next-token prediction (a decoder)."""
+        return self.objective == "causal_lm"
+
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVE_MODEL_TYPES:
+            raise RecipeError(
+                f"invalid value for 'objective': {self.objective!r}; expected one of {', '.join(OBJECTIVE_MODEL_TYPES)}"
+            )
         if not self.tokenizer_source():
             raise RecipeError(
                 "no tokenizer: set tokenizer_name (from scratch) or model_name_or_path (continued pretraining)"
@@ -169,4 +213,21 @@ class PretrainDataArguments:
         return list(values)
 
 
-__all__ = ["PretrainDataArguments", "PretrainModelArguments"]
+def check_objective(model_args: PretrainModelArguments, data_args: PretrainDataArguments) -> None:
+    """With ``objective: causal_lm``: `RecipeError` for a masked-LM-only data key that is set (it would change the
+    data), a warning for a masking key that differs from its default (ignored)."""
+    if not model_args.causal:
+        return
+    defaults = {f.name: f.default for f in fields(PretrainDataArguments)}
+    for key in MLM_ONLY_KEYS:
+        if getattr(data_args, key) != defaults[key]:
+            raise RecipeError(
+                f"invalid value for {key!r}: {getattr(data_args, key)!r} applies to objective 'mlm' only; "
+                f"objective 'causal_lm' packs documents into full blocks (leave {key} unset)"
+            )
+    ignored = [key for key in MLM_MASKING_KEYS if getattr(data_args, key) != defaults[key]]
+    if ignored:
+        logger.warning("objective 'causal_lm' masks nothing: %s ignored", ", ".join(ignored))
+
+
+__all__ = ["OBJECTIVE_MODEL_TYPES", "PretrainDataArguments", "PretrainModelArguments", "check_objective"]

@@ -126,10 +126,11 @@ def split_long_documents(batch: dict[str, list[Any]], max_chars: int, keep_rest:
 def pack_blocks(
     input_ids: Sequence[Sequence[int]],
     block_size: int,
-    cls_token_id: int,
+    cls_token_id: int | None,
     sep_token_id: int,
     word_starts: Sequence[Sequence[int]] | None = None,
     continues: Sequence[bool] | None = None,
+    full_blocks_only: bool = False,
 ) -> dict[str, list[list[int]]]:
     """Pack tokenized documents into ``[CLS]``-led blocks of ``block_size`` tokens.
 
@@ -139,6 +140,10 @@ def pack_blocks(
     ``word_starts``, the flags travel with their tokens; special tokens and the first token of a
     block count as word starts. ``continues[i]`` (see `split_long_documents`): piece ``i`` is followed
     by more of the same document, so no ``[SEP]`` after it.
+
+    Causal LM (run_clm.py's ``group_texts``): ``cls_token_id=None`` prefixes nothing (pieces of
+    ``block_size`` tokens; ``sep_token_id`` is then the EOS between documents) and ``full_blocks_only``
+    drops the shorter last block, so every block is full and nothing is padded.
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
@@ -155,11 +160,14 @@ def pack_blocks(
             starts.extend(word_starts[index])
             if ends:
                 starts.append(1)
-    step = block_size - 1
+    prefix = [] if cls_token_id is None else [cls_token_id]
+    step = block_size - len(prefix)
     offsets = range(0, len(stream), step)
     if offsets and stream[offsets[-1] :] == [sep_token_id]:  # a lone trailing separator carries nothing
         offsets = offsets[:-1]
-    out: dict[str, list[list[int]]] = {"input_ids": [[cls_token_id, *stream[i : i + step]] for i in offsets]}
+    if full_blocks_only and offsets and len(stream) - offsets[-1] < step:
+        offsets = offsets[:-1]
+    out: dict[str, list[list[int]]] = {"input_ids": [[*prefix, *stream[i : i + step]] for i in offsets]}
     if word_starts is not None:
         out["word_starts"] = [[1, 1, *starts[i + 1 : i + step]] for i in offsets]
     return out
@@ -187,14 +195,18 @@ def encode_corpus_batch(
     max_length: int,
     line_by_line: bool = False,
     whole_word_mask: bool = False,
+    causal: bool = False,
 ) -> dict[str, list[list[int]]]:
     """`datasets.map` function (batched): ``text`` documents -> packed blocks or framed lines.
 
-    With a ``continues`` column (`split_long_documents`), packing joins the pieces of a document.
+    With a ``continues`` column (`split_long_documents`), packing joins the pieces of a document. ``causal``:
+    full blocks of ``max_length`` tokens, the tokenizer's EOS between documents, no ``[CLS]`` (see `pack_blocks`).
     """
     continues = batch.get("continues")
     encoded = tokenize_documents(batch["text"], tokenizer, whole_word_mask)
     ids, starts = encoded["input_ids"], encoded.get("word_starts")
+    if causal:
+        return pack_blocks(ids, max_length, None, tokenizer.eos_token_id, continues=continues, full_blocks_only=True)
     if line_by_line:
         return frame_lines(ids, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, word_starts=starts)
     return pack_blocks(

@@ -1,4 +1,4 @@
-"""Run MLM pretraining with the Trainer: build the model and data, train, evaluate, save."""
+"""Run MLM (or causal-LM) pretraining with the Trainer: build the model and data, train, evaluate, save."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from typing import Any
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import (
+    AutoModelForCausalLM,
+    DataCollatorForLanguageModeling,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 
 from ..arguments import build_model as build_recipe_model
 from ..cards import write_encoder_card
@@ -20,7 +29,8 @@ from ..outputs import RESULTS_FILE, TRAINER_STATE_FILE, split_results_file, stag
 from ..recipe import save_recipe
 from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
 from ..tokenizer import fit_tokenizer_to_model, load_recipe_tokenizer
-from .arguments import PretrainDataArguments, PretrainModelArguments
+from .arguments import PretrainDataArguments, PretrainModelArguments, check_objective
+from .causal import causal_lm_tokenizer, check_tokenizer_reloads, evaluate_causal_lm, special_token_ids
 from .corpus import load_corpus
 from .masking import IGNORE_INDEX, MLMCollator, premask
 from .modeling import MaskedOnlyBertForMaskedLM
@@ -77,9 +87,12 @@ def evaluate_mlm(trainer: Trainer, dataset: Dataset, metric_key_prefix: str = "e
 
 
 def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrainedTokenizerBase:
-    """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's)."""
+    """The recipe's tokenizer (``tokenizer_name``, else the checkpoint's, else the config's); a decoder's with
+    ``objective: causal_lm`` (`causal_lm_tokenizer`)."""
     name = model_args.tokenizer_source()
-    tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir)
+    tokenizer = load_recipe_tokenizer(name, cache_dir=model_args.cache_dir, require_pad_token=not model_args.causal)
+    if model_args.causal:
+        return causal_lm_tokenizer(tokenizer)
     missing = [t for t in ("mask_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:
         raise RecipeError(f"the tokenizer at {name!r} has no {', '.join(missing)}: MLM pretraining needs BERT's")
@@ -88,28 +101,35 @@ def load_pretraining_tokenizer(model_args: PretrainModelArguments) -> PreTrained
 
 def build_model(
     model_args: PretrainModelArguments, tokenizer: PreTrainedTokenizerBase, max_length: int
-) -> MaskedOnlyBertForMaskedLM:
+) -> PreTrainedModel:
     """A new model from the config (from scratch) or the checkpoint to continue, its embeddings fitted to the
-    tokenizer (`hfsent.arguments.build_model`)."""
-    return build_recipe_model(
+    tokenizer (`hfsent.arguments.build_model`): a `MaskedOnlyBertForMaskedLM`, or with ``objective: causal_lm``
+    an ``AutoModelForCausalLM`` whose config and generation config carry the tokenizer's BOS/EOS/pad ids."""
+    ids = special_token_ids(tokenizer) if model_args.causal else {}
+    model = build_recipe_model(
         model_args,
-        MaskedOnlyBertForMaskedLM,
+        AutoModelForCausalLM if model_args.causal else MaskedOnlyBertForMaskedLM,
         tokenizer,
         max_length,
         resize_embeddings=True,
         cache_dir=model_args.cache_dir,
+        **ids,
     )
+    for key, value in ids.items():
+        setattr(model.generation_config, key, value)
+    return model
 
 
 def prepare_datasets(
     data_args: PretrainDataArguments,
     tokenizer: PreTrainedTokenizerBase,
     training_args: TrainingArguments,
-    collator: MLMCollator,
+    collator: MLMCollator | None,
     cache_dir: str | None = None,
     stats: dict[str, int] | None = None,
 ) -> tuple[Dataset, Dataset | None]:
-    """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split.
+    """Load the corpus, tokenize and pack it (cached, main process first), pre-mask the eval split (MLM: a
+    ``collator``; None for causal LM, whose blocks are used as they are).
 
     ``stats`` (if given) gets the counts of documents left out for ``exclude_texts`` (see `load_corpus`).
     """
@@ -131,6 +151,7 @@ def prepare_datasets(
                 "max_length": data_args.max_length,
                 "line_by_line": data_args.line_by_line,
                 "whole_word_mask": data_args.whole_word_mask,
+                "causal": collator is None,
             },
             remove_columns=["text", "continues"],
             num_proc=data_args.preprocessing_num_workers,
@@ -144,8 +165,9 @@ def prepare_datasets(
     if eval_set is not None:
         if data_args.max_eval_samples is not None:
             eval_set = eval_set.select(range(min(data_args.max_eval_samples, len(eval_set))))
-        with training_args.main_process_first(desc="eval masking"):
-            eval_set = premask(eval_set, collator, seed=training_args.seed)
+        if collator is not None:
+            with training_args.main_process_first(desc="eval masking"):
+                eval_set = premask(eval_set, collator, seed=training_args.seed)
     if len(train) == 0:
         raise RecipeError("empty corpus: no training sequence left after tokenization")
     return train, eval_set
@@ -157,7 +179,9 @@ def run_pretraining(
     training_args: TrainingArguments,
     callbacks: list[TrainerCallback] | None = None,
 ) -> dict[str, Any]:
-    """Pretrain (or continue pretraining) a BERT with MLM; save a standard BertForMaskedLM checkpoint.
+    """Pretrain (or continue pretraining) a BERT with MLM; save a standard BertForMaskedLM checkpoint. With
+    ``objective: causal_lm``, a decoder with next-token loss; a standard ``*ForCausalLM`` checkpoint
+    (``pipeline("text-generation")`` loads it; held-out ``eval_loss``/``eval_perplexity``).
 
     Writes to ``output_dir``: the model (``AutoModelForMaskedLM``, ``pipeline("fill-mask")`` and the
     fine-tuning recipe's ``model_name_or_path`` load it), the tokenizer (``model_max_length`` set),
@@ -167,6 +191,7 @@ def run_pretraining(
     """
     if training_args.eval_strategy != "no" and data_args.validation_split_percentage == 0:
         raise RecipeError(f"eval_strategy {training_args.eval_strategy.value!r} needs validation_split_percentage > 0")
+    check_objective(model_args, data_args)
     model_args.check_sources(max_length=data_args.max_length, cache_dir=model_args.cache_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
@@ -175,23 +200,35 @@ def run_pretraining(
     resume = claim_run(model_args, data_args, training_args, exclude=NON_IDENTITY_KEYS, data_sources=sources)
     tokenizer = load_pretraining_tokenizer(model_args)
     model = build_model(model_args, tokenizer, data_args.max_length)
+    if model_args.causal:  # before any data loads: the output's tokenizer must reload as this one
+        check_tokenizer_reloads(tokenizer, model.config)
     # Positions a from-scratch model never saw in training are untrained: do not let tokenizers use them.
     trained_length = model.config.max_position_embeddings if model_args.model_name_or_path else data_args.max_length
     fit_tokenizer_to_model(tokenizer, limit=trained_length)
 
-    collator = MLMCollator(
-        tokenizer=tokenizer,
-        mlm_probability=data_args.mlm_probability,
-        mask_replace_prob=data_args.mask_replace_prob,
-        random_replace_prob=data_args.random_replace_prob,
-        whole_word_mask=data_args.whole_word_mask,
-        pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
-        return_masked_positions=True,  # the model gathers them without a host sync per step
-    )
+    collator: MLMCollator | DataCollatorForLanguageModeling | None = None
+    if model_args.causal:  # labels = input_ids (shifted inside the model); blocks are full: nothing padded
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    else:
+        collator = MLMCollator(
+            tokenizer=tokenizer,
+            mlm_probability=data_args.mlm_probability,
+            mask_replace_prob=data_args.mask_replace_prob,
+            random_replace_prob=data_args.random_replace_prob,
+            whole_word_mask=data_args.whole_word_mask,
+            pad_to_multiple_of=data_args.max_length if data_args.pad_to_max_length else None,
+            return_masked_positions=True,  # the model gathers them without a host sync per step
+        )
     exclusion: dict[str, int] = {}
     train_set, eval_set = prepare_datasets(
-        data_args, tokenizer, training_args, collator, model_args.cache_dir, stats=exclusion
+        data_args,
+        tokenizer,
+        training_args,
+        None if model_args.causal else collator,
+        model_args.cache_dir,
+        stats=exclusion,
     )
+    evaluate = evaluate_causal_lm if model_args.causal else evaluate_mlm
 
     # word_starts is not a forward() argument but the collator needs it; evaluation gathers only
     # the loss (masked-only logits differ in shape between batches).
@@ -212,7 +249,7 @@ def run_pretraining(
     )
     results: dict[str, dict[str, Any]] = {}  # by split: what {split}_results.json holds, saved with the model
     if model_args.evaluate_before_training and eval_set is not None:
-        results["init_eval"] = evaluate_mlm(trainer, eval_set, metric_key_prefix="init_eval")
+        results["init_eval"] = evaluate(trainer, eval_set, metric_key_prefix="init_eval")
         trainer.log_metrics("init_eval", results["init_eval"])
 
     result = trainer.train(resume_from_checkpoint=resume)
@@ -222,7 +259,7 @@ def run_pretraining(
     results["train"].update(exclusion)
     trainer.log_metrics("train", results["train"])
     if eval_set is not None:
-        results["eval"] = evaluate_mlm(trainer, eval_set)
+        results["eval"] = evaluate(trainer, eval_set)
         trainer.log_metrics("eval", results["eval"])
     metrics = {key: value for values in results.values() for key, value in values.items()}
     if trainer.is_world_process_zero():
