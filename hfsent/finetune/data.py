@@ -48,19 +48,19 @@ def check_columns(raw: DatasetDict, args: DataArguments) -> None:
     the text column is also a label column, or if a text column does not hold strings (numbers, lists, mappings)."""
     if args.text_column in args.label_columns:
         raise DataError(
-            f"text_column and label_column both name {args.text_column!r}: name the column of texts and the "
-            "column(s) of 0/1 labels"
+            f"text_column and label_column are both {args.text_column!r}: name the column of texts and the column of "
+            "0/1 labels"
         )
     pair = [args.text_pair_column] if args.text_pair_column else []
     for split, ds in raw.items():
         require_columns(ds, [args.text_column, *pair, *args.label_columns], f"{args.dataset_name} (split {split})")
-        for column in (args.text_column, *pair):
-            feature = ds.features[column]
-            if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        for key, column in (("text_column", args.text_column), ("text_pair_column", args.text_pair_column)):
+            feature = ds.features[column] if column else None
+            if feature is not None and not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
                 kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
                 raise DataError(
                     f"column {column!r} of {args.dataset_name!r} (split {split}) holds {kind} values, not text: "
-                    "text_column and text_pair_column must name columns of strings"
+                    f"{key} must name a column of strings"
                 )
 
 
