@@ -188,7 +188,9 @@ def build_model(
         config_class = getattr(model_class, "config_class", None)  # None: an Auto class (from_config)
         model_type = config_class.model_type if config_class else args.accepted_model_types[0]
         config = build_config(None, args.config_name, args.config_overrides, model_type=model_type)
-        if config_class and (config_changes or not isinstance(config, config_class)):
+        if config_class and hasattr(config_class, "from_backbone"):  # an hfsent config over the model of `config`
+            config = config_class.from_backbone(config, **config_changes)
+        elif config_class and (config_changes or not isinstance(config, config_class)):
             config = config_class(**{**config.to_dict(), **config_changes})  # a BERT config becomes an hfsent one
         else:
             for key, value in config_changes.items():

@@ -11,7 +11,7 @@ import contextlib
 import os
 from typing import Any
 
-from transformers import BertConfig
+from transformers import AutoConfig, BertConfig, PretrainedConfig
 
 ID2LABEL = {0: "neg", 1: "pos"}
 LABEL2ID = {label: i for i, label in ID2LABEL.items()}
@@ -22,7 +22,17 @@ AUTO_MAP = {
 }
 # config.tokenizer_class: what the stock pipeline of transformers 4.51-4.53 needs to load the tokenizer (see __init__)
 TOKENIZER_CLASS = "BertTokenizer"
-POOLING_CHOICES = ("cls", "pooler")
+POOLING_CHOICES = ("cls", "pooler", "last")
+# The backbones the head runs over, by ``model_type``: encoders read the first token ([CLS]); decoders the last real
+# token (the reference tutorial's [Extract] position: the only one that has seen the whole text).
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "ernie", "deberta-v2")
+DECODER_TYPES = ("gpt2", "qwen2", "llama")
+BACKBONE_TYPES = (*ENCODER_TYPES, *DECODER_TYPES)
+# Encoders whose position embeddings start after the padding index (RoBERTa's): they take max_position_embeddings
+# - pad_token_id - 1 tokens.
+OFFSET_POSITION_TYPES = ("roberta", "xlm-roberta")
+# Keys of a backbone config that describe its own task head or loading, not the network.
+BACKBONE_DROPPED_KEYS = ("num_labels", "id2label", "label2id", "problem_type", "architectures", "auto_map")
 MULTI_LABEL = "multi_label_classification"
 LABEL_KEYS = ("num_labels", "id2label", "label2id")
 # Keys of a plain BERT config that describe its own task head, not the encoder: dropped when a BERT
@@ -65,10 +75,16 @@ class HfSentConfig(BertConfig):
             (a list: one per label of a multi-label model).
         pos_weight: optional weight of positive examples in `BCEWithLogitsLoss` (for imbalanced data,
             typically ``n_negative / n_positive``; a list: one per label of a multi-label model).
-        pooling: ``"cls"`` (default) feeds the raw final-layer [CLS] vector to the head, as the
-            reference tutorial does, and works for encoders from MLM pretraining, which have no
-            pooler; ``"pooler"`` uses BERT's tanh pooler (pretrained only by BERT's NSP task).
+        pooling: ``"cls"`` (default for encoders) feeds the raw final-layer [CLS] (first-token) vector to the head,
+            as the reference tutorial does, and works for encoders from MLM pretraining, which have no
+            pooler; ``"pooler"`` uses BERT's tanh pooler (pretrained only by BERT's NSP task); ``"last"`` (default
+            and only choice for decoders) the last real token's vector (by the attention mask: right or left
+            padding), the reference's GPT ``[Extract]`` position.
         classifier_dropout: dropout before the head (defaults to ``hidden_dropout_prob``).
+        backbone_config: the backbone when it is not BERT: the config (or its dict) of a ``roberta``, ``xlm-roberta``,
+            ``ernie``, ``deberta-v2``, ``gpt2``, ``qwen2`` or ``llama`` model (see `BACKBONE_TYPES`). ``None`` (the
+            default): a BERT encoder whose settings are this config's own. The head's sizes (``hidden_size``,
+            ``vocab_size``, ``max_position_embeddings``: the tokens it takes, ...) are copied from it.
         text_pairs: whether the model reads sentence pairs ``(text, text_pair)`` (``[CLS] text [SEP] text_pair
             [SEP]``, e.g. (aspect, review)): set by fine-tuning with ``text_pair_column``; inference then asks for
             pairs and refuses single texts, and the reverse.
@@ -87,11 +103,15 @@ class HfSentConfig(BertConfig):
         self,
         threshold: float | list[float] = 0.5,
         pos_weight: float | list[float] | None = None,
-        pooling: str = "cls",
+        pooling: str | None = None,
         classifier_dropout: float | None = None,
         text_pairs: bool = False,
+        backbone_config: PretrainedConfig | dict | None = None,
         **kwargs,
     ) -> None:
+        backbone = backbone_from(backbone_config)
+        if backbone is not None:
+            kwargs.update(mirrored_sizes(backbone, kwargs))
         if kwargs.pop("model_type", self.model_type) != self.model_type:
             for key in BERT_HEAD_KEYS:  # another model type's head (a BERT config's LABEL_0/LABEL_1)
                 kwargs.pop(key, None)
@@ -111,13 +131,14 @@ class HfSentConfig(BertConfig):
         # a tokenizer_class (else: "'NoneType' object is not callable"); the checkpoint's tokenizer_config.json,
         # which every version reads first, still decides the class. "BertTokenizer" (4.x: tried as
         # BertTokenizerFast first) is the encoder's own tokenizer on every version.
-        kwargs["tokenizer_class"] = kwargs.get("tokenizer_class") or TOKENIZER_CLASS
+        kwargs["tokenizer_class"] = (
+            kwargs.get("tokenizer_class") or getattr(backbone, "tokenizer_class", None) or TOKENIZER_CLASS
+        )
         super().__init__(classifier_dropout=classifier_dropout, **kwargs)
+        self.backbone_config = backbone
         self.threshold = _per_label("threshold", threshold, lambda t: 0.0 < t < 1.0, "strictly between 0 and 1")
         self.pos_weight = _per_label("pos_weight", pos_weight, lambda w: w > 0, "a positive number or None")
-        if pooling not in POOLING_CHOICES:
-            raise ValueError(f"pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
-        self.pooling = pooling
+        self.pooling = check_pooling(pooling, self.backbone_type)
         self.text_pairs = bool(text_pairs)
         for name in ("threshold", "pos_weight"):
             value = getattr(self, name)
@@ -134,6 +155,27 @@ class HfSentConfig(BertConfig):
             with contextlib.suppress(TypeError, ValueError):
                 value = {int(k): v for k, v in value.items()}
         super().__setattr__(key, value)
+
+    @property
+    def backbone_type(self) -> str:
+        """The backbone's ``model_type``: ``"bert"``, or that of `backbone_config`."""
+        return "bert" if self.backbone_config is None else self.backbone_config.model_type
+
+    @property
+    def is_decoder_backbone(self) -> bool:
+        """Whether the backbone is a decoder (causal attention; pooled at its last real token)."""
+        return self.backbone_type in DECODER_TYPES
+
+    @classmethod
+    def from_backbone(cls, config: PretrainedConfig | dict, **kwargs: Any) -> HfSentConfig:
+        """An hfsent config over the model of ``config`` (a BERT config: the encoder settings become this config's;
+        an hfsent config: as it is; any of `BACKBONE_TYPES`: nested as `backbone_config`), with ``kwargs`` (the head's
+        settings and labels). Any other ``model_type`` raises a ValueError listing those supported."""
+        values = config.to_dict() if isinstance(config, PretrainedConfig) else dict(config)
+        model_type = values.get("model_type")
+        if model_type in ("bert", cls.model_type):
+            return cls(**{**values, **kwargs})
+        return cls(backbone_config=values, **kwargs)
 
     @property
     def is_binary(self) -> bool:
@@ -166,4 +208,66 @@ class HfSentConfig(BertConfig):
         if config_dict.get("model_type") == "bert":
             config_dict = {k: v for k, v in config_dict.items() if k not in BERT_HEAD_KEYS}
             config_dict["model_type"] = cls.model_type
+        elif config_dict.get("model_type") in BACKBONE_TYPES:  # a RoBERTa, GPT-2, Qwen2, ... checkpoint
+            config_dict = {"model_type": cls.model_type, "backbone_config": config_dict}
+        elif config_dict.get("model_type") not in (cls.model_type, None):
+            raise ValueError(unsupported_backbone(config_dict.get("model_type")))
         return config_dict, kwargs
+
+
+def unsupported_backbone(model_type: Any) -> str:
+    """The one line refusing a ``model_type`` no backbone family handles."""
+    return (
+        f"hfsent has no backbone for model_type {model_type!r}; supported: "
+        f"{', '.join(ENCODER_TYPES)} (encoders), {', '.join(DECODER_TYPES)} (decoders)"
+    )
+
+
+def backbone_from(value: PretrainedConfig | dict | None) -> PretrainedConfig | None:
+    """The backbone config named by ``backbone_config`` (a config or its dict), without its own head keys, or None
+    for BERT. A ValueError names a ``model_type`` no family handles."""
+    if value is None:
+        return None
+    values = value.to_dict() if isinstance(value, PretrainedConfig) else dict(value)
+    model_type = values.pop("model_type", None)
+    if model_type == "bert":
+        raise ValueError("a BERT backbone is hfsent's default: give its settings to HfSentConfig itself")
+    if model_type not in BACKBONE_TYPES:
+        raise ValueError(unsupported_backbone(model_type))
+    for key in (*BACKBONE_DROPPED_KEYS, "transformers_version"):
+        values.pop(key, None)
+    return AutoConfig.for_model(model_type, **values)
+
+
+def mirrored_sizes(backbone: PretrainedConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """The sizes hfsent reads from its own config, taken from ``backbone`` (``max_position_embeddings``: the tokens
+    the backbone takes), and its special token ids where ``given`` has none."""
+    sizes = {key: getattr(backbone, key) for key in ("hidden_size", "vocab_size", "num_hidden_layers")}
+    sizes["num_attention_heads"] = getattr(backbone, "num_attention_heads", None)
+    positions = getattr(backbone, "max_position_embeddings", None)
+    if positions is not None and backbone.model_type in OFFSET_POSITION_TYPES:
+        positions -= (backbone.pad_token_id or 0) + 1
+    sizes["max_position_embeddings"] = positions
+    sizes = {key: value for key, value in sizes.items() if value is not None}
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # the backbone's, None included (not BERT's 0)
+        if given.get(key) is None:
+            sizes[key] = getattr(backbone, key, None)
+    return sizes
+
+
+def check_pooling(pooling: str | None, backbone_type: str) -> str:
+    """``pooling`` checked against the backbone (None: ``"last"`` for a decoder, else ``"cls"``); a ValueError names
+    a choice the backbone cannot take."""
+    decoder = backbone_type in DECODER_TYPES
+    if pooling is None:
+        return "last" if decoder else "cls"
+    if pooling not in POOLING_CHOICES:
+        raise ValueError(f"pooling must be one of {POOLING_CHOICES}, got {pooling!r}")
+    if decoder and pooling != "last":
+        raise ValueError(
+            f"pooling {pooling!r} reads the first token, which a {backbone_type} decoder lets see only itself; "
+            "use 'last' (the default for decoders)"
+        )
+    if pooling == "pooler" and backbone_type != "bert":
+        raise ValueError(f"pooling 'pooler' is BERT's tanh pooler; a {backbone_type} backbone takes 'cls'")
+    return pooling

@@ -1,4 +1,5 @@
-"""The hfsent model: a BERT encoder with a BCE head (one logit for binary sentiment, K for K labels).
+"""The hfsent model: a BERT encoder (or another backbone) with a BCE head (one logit for binary sentiment, K for K
+labels).
 
 This file is copied next to every saved checkpoint so that the checkpoint loads with
 ``trust_remote_code=True`` where hfsent is not installed: it must only import from
@@ -7,6 +8,7 @@ This file is copied next to every saved checkpoint so that the checkpoint loads 
 
 from __future__ import annotations
 
+import inspect
 import logging as _logging
 import os
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ from typing import TypedDict
 
 import torch
 from torch import nn
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions, SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
 from transformers.utils import logging
@@ -156,6 +159,47 @@ def run_encoder(
     )
 
 
+def build_backbone(config: PretrainedConfig, attn_implementation: str | None = None) -> PreTrainedModel:
+    """The backbone model of a ``backbone_config`` (``AutoModel.from_config``), without a pooler where the family has
+    an optional one (the head reads the first or last token's hidden state)."""
+    kwargs = {}
+    model_class = AutoModel._model_mapping[type(config)]
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        kwargs["add_pooling_layer"] = False
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    return AutoModel.from_config(config, **kwargs)
+
+
+def backbone_inputs(config: PretrainedConfig, backbone: PreTrainedModel, token_type_ids: torch.Tensor | None) -> dict:
+    """The segment ids a backbone takes: only an encoder with more than one segment embedding reads them (RoBERTa's
+    single segment and a decoder's token embeddings would be misread by BERT's 0/1 ids)."""
+    if token_type_ids is None or getattr(config, "type_vocab_size", 0) < 2:
+        return {}
+    if "token_type_ids" not in inspect.signature(backbone.forward).parameters:
+        return {}
+    return {"token_type_ids": token_type_ids}
+
+
+def last_token_states(
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    input_ids: torch.Tensor | None = None,
+    pad_token_id: int | None = None,
+) -> torch.Tensor:
+    """The hidden state of each sequence's last real token (the reference's GPT ``[Extract]`` position): the last
+    position the attention mask keeps (right or left padding), else the last non-pad token, else the last one."""
+    positions = torch.arange(hidden.shape[1], device=hidden.device)
+    if attention_mask is not None:
+        keep = attention_mask.to(positions.dtype)
+    elif input_ids is not None and pad_token_id is not None:
+        keep = (input_ids != pad_token_id).to(positions.dtype)
+    else:
+        keep = torch.ones(hidden.shape[:2], dtype=positions.dtype, device=hidden.device)
+    last = (positions * keep).argmax(-1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 class HfSentModel(BertPreTrainedModel):
     """BERT encoder + dropout + a linear head trained with ``BCEWithLogitsLoss``: one logit per label.
 
@@ -176,11 +220,17 @@ class HfSentModel(BertPreTrainedModel):
 
     Pooling (``config.pooling``): ``"cls"`` (default) uses the raw final-layer [CLS] vector, as the
     reference tutorial does; it needs no pooler, which checkpoints from MLM pretraining do not have.
-    ``"pooler"`` uses BERT's tanh pooler instead.
+    ``"pooler"`` uses BERT's tanh pooler instead; ``"last"`` (decoders) the last real token's vector.
 
-    ``from_pretrained`` accepts any BERT checkpoint (BertModel, BertForMaskedLM, BertForPreTraining):
-    the encoder weights load under ``bert.*`` and the head is newly initialised. That is the intended
-    way to start fine-tuning, so it is reported in one INFO line, not as a warning (see `from_pretrained`).
+    **Backbone**: BERT (``self.bert``) unless ``config.backbone_config`` names another family (RoBERTa/XLM-R, ERNIE,
+    DeBERTa-v2 encoders; GPT-2, Qwen2, Llama decoders), built by ``AutoModel.from_config`` and held under its family's
+    own ``base_model_prefix`` (``roberta``, ``ernie``, ``deberta``, ``transformer``, ``model``), as transformers'
+    ``*ForSequenceClassification`` classes hold it.
+
+    ``from_pretrained`` accepts a checkpoint of any of those families (BertModel, BertForMaskedLM, GPT2LMHeadModel,
+    Qwen2ForCausalLM, ErnieForMaskedLM, ...): the backbone weights load and the head is newly initialised. That is
+    the intended way to start fine-tuning, so it is reported in one INFO line, not as a warning (see
+    `from_pretrained`).
 
     Like the stock ``BertForSequenceClassification``, ``forward`` returns a tuple ``(loss?, logits, ...)``
     with ``return_dict=False`` (argument or ``config.return_dict``).
@@ -193,11 +243,25 @@ class HfSentModel(BertPreTrainedModel):
     # The loss is a mean over the batch: the Trainer must not pass `num_items_in_batch` and assume
     # the model normalised it (wrong under DDP and gradient accumulation).
     accepts_loss_kwargs = False
-    _keys_to_ignore_on_load_unexpected = [r"^cls\.", r"^bert\.pooler\."]
+    # language-model heads and poolers of the checkpoints fine-tuning starts from
+    _keys_to_ignore_on_load_unexpected = [
+        r"^cls\.",
+        r"^bert\.pooler\.",
+        r"^lm_head\.",
+        r"^lm_predictions\.",
+        r"^(roberta|ernie)\.pooler\.",
+    ]
 
     def __init__(self, config: HfSentConfig) -> None:
+        requested = getattr(config, "_attn_implementation_internal", None)  # given by the caller, else None
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooler")
+        if config.backbone_config is None:
+            self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooler")
+        else:
+            backbone = build_backbone(config.backbone_config, requested)
+            config.backbone_config = backbone.config  # one object: what the backbone changes is saved
+            self.base_model_prefix = backbone.base_model_prefix
+            setattr(self, self.base_model_prefix, backbone)
         dropout = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, 1 if config.is_binary else config.num_labels)
@@ -231,7 +295,7 @@ class HfSentModel(BertPreTrainedModel):
         """Log what `from_pretrained` did not load from ``source``: a new head at INFO, anything else as a warning."""
         missing = set(info.get("missing_keys") or ())
         from_encoder = "HfSentModel" not in (self.config.architectures or [])
-        head = {k for k in missing if k.startswith("classifier.") or k.startswith("bert.pooler.")}
+        head = {k for k in missing if k.startswith(("classifier.", "bert.pooler."))}
         if from_encoder and head:
             logger.info("New sentiment head on the encoder from %s: initialised %s", source, ", ".join(sorted(head)))
             missing -= head
@@ -278,11 +342,18 @@ class HfSentModel(BertPreTrainedModel):
         ``(loss, logits, ...)`` (``loss`` only when ``labels`` are given), as the stock BERT classifier returns.
         """
         check_sequence_length(self.config, input_ids, inputs_embeds, position_ids)
-        outputs = run_encoder(
-            self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
-        )
+        if self.config.backbone_config is None:
+            outputs = run_encoder(
+                self.bert, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
+            )
+        else:
+            outputs = self._run_backbone(
+                input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
+            )
         if self.config.pooling == "pooler":
             features = outputs.pooler_output
+        elif self.config.pooling == "last":
+            features = last_token_states(outputs.last_hidden_state, attention_mask, input_ids, self.config.pad_token_id)
         else:
             features = outputs.last_hidden_state[:, 0]
         scores = self.classifier(self.dropout(features))
@@ -308,6 +379,35 @@ class HfSentModel(BertPreTrainedModel):
             logits=logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+        )
+
+    def _run_backbone(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        **kwargs,
+    ):
+        """Run a non-BERT backbone (`HfSentConfig.backbone_config`) and return its output object."""
+        backbone = self.base_model
+        kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("return_dict", None)
+        if self.config.is_decoder_backbone:
+            kwargs.setdefault("use_cache", False)  # no past key values to keep: one pass over the whole text
+            if position_ids is None and attention_mask is not None and attention_mask.dim() == 2:
+                # positions count real tokens, so that left padding reads as right padding does (GPT-2's absolute
+                # positions would otherwise start at the padding)
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **backbone_inputs(self.config.backbone_config, backbone, token_type_ids),
+            **kwargs,
         )
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
@@ -362,9 +462,11 @@ def give_default_mode(save_directory: str | os.PathLike) -> None:
 
 __all__ = [
     "HfSentModel",
+    "build_backbone",
     "check_sequence_length",
     "classification_loss",
     "give_default_mode",
+    "last_token_states",
     "run_encoder",
     "validate_binary_labels",
 ]

@@ -57,17 +57,34 @@ def register_models() -> None:
     AutoModelForSequenceClassification.register(HfSentConfig, HfSentModel, exist_ok=True)
 
 
-def register_peft() -> None:
-    """peft's per-model-type defaults (LoRA/IA3/... target modules) for ``hfsent`` are those for ``bert``.
+# LoRA targets of each backbone family equivalent to hfsent's default for BERT (its attention and dense layers)
+LORA_TARGETS = {
+    "bert": ["query", "key", "value", "dense"],
+    "roberta": ["query", "key", "value", "dense"],
+    "xlm-roberta": ["query", "key", "value", "dense"],
+    "ernie": ["query", "key", "value", "dense"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "dense"],
+    "gpt2": ["c_attn", "c_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
 
-    The encoder is a `BertModel` under ``bert.``, so BERT's module names (``query``, ``value``, ...) are
-    hfsent's. peft's ``SEQ_CLS`` task already trains and saves the head (it is named ``classifier``).
+
+def register_peft() -> None:
+    """peft's per-model-type defaults (LoRA/IA3/... target modules) for ``hfsent``: those of every backbone family
+    hfsent runs over, BERT's first.
+
+    peft knows a model by its top-level ``model_type`` (``hfsent`` for every backbone) and adapts the listed modules
+    it finds, so the union names each family's own (``query``/``value`` for BERT, ``c_attn`` for GPT-2, ``q_proj``/
+    ``v_proj`` for Qwen2, ...). peft's ``SEQ_CLS`` task already trains and saves the head (it is named
+    ``classifier``).
     """
     import peft.utils.constants as constants
 
     for name, mapping in vars(constants).items():
         if name.startswith("TRANSFORMERS_MODELS_TO_") and isinstance(mapping, dict) and "bert" in mapping:
-            mapping.setdefault("hfsent", mapping["bert"])
+            merged = [m for family in LORA_TARGETS for m in mapping.get(family) or () if isinstance(m, str)]
+            mapping.setdefault("hfsent", list(dict.fromkeys(merged)) or mapping["bert"])
 
 
 # trigger module -> registration still to run

@@ -17,17 +17,20 @@ def load_tokenizer(
 
     bert-base-chinese's tokenizer_config has no ``model_max_length`` (transformers then reports
     1e30, so truncation never happens): it is set to ``model_max_length`` or 512. A tokenizer without a pad
-    token is refused unless ``require_pad_token`` is False (a decoder's, such as GPT-2's, for causal LM).
+    token pads with its end-of-text token (a decoder's, such as GPT-2's: what transformers' docs do), else is refused
+    unless ``require_pad_token`` is False (causal-LM pretraining packs blocks and pads nothing).
     """
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     if model_max_length is not None:
         tokenizer.model_max_length = model_max_length
     elif tokenizer.model_max_length is None or tokenizer.model_max_length > 100_000:
         tokenizer.model_max_length = DEFAULT_MODEL_MAX_LENGTH
-    if tokenizer.pad_token is None and require_pad_token:
+    if tokenizer.pad_token is None and require_pad_token and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # padding is masked out: which token fills it does not matter
+    elif tokenizer.pad_token is None and require_pad_token:
         raise ValueError(
-            f"the tokenizer at {name_or_path!r} has no pad token; save it with "
-            "`tokenizer.save_pretrained(dir)` rather than copying raw tokenizer files"
+            f"the tokenizer at {name_or_path!r} has no pad token (nor an end-of-text token to pad with); save it with "
+            "`tokenizer.save_pretrained(dir)` rather than copying raw tokenizer files, or give it a pad_token"
         )
     if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):  # a folder without vocab.txt/tokenizer.json
         raise ValueError(

@@ -156,6 +156,9 @@ def model_summary(directory: str | os.PathLike) -> dict[str, Any]:
         for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size", "pooling")
         if key in config
     }
+    backbone = config.get("backbone_config") or {}
+    if backbone.get("model_type"):  # a backbone other than BERT
+        summary = {"backbone": backbone["model_type"], **summary}
     weights = sorted(directory.glob("*.safetensors"))
     if weights:
         from safetensors import safe_open

@@ -260,6 +260,7 @@ class SentimentModelCardData:
                 if name in self.split_sizes
             ],
             "summary": [[key, cell(value)] for key, value in self.summary.items()],
+            "summary_dict": self.summary,
             "hyperparameters": [[key, cell(value)] for key, value in self.hyperparameters.items()],
             "all_hyperparameters": [[key, cell(value)] for key, value in self.all_hyperparameters.items()],
             "training_rows": training_log_rows(self.log_history),
@@ -314,6 +315,8 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
 
     resolved = recipe_to_dict(model_args, data_args, training_args)
     defaults = _default_recipe(model_args, data_args, training_args)
+    # keys the run filled in with the model's own default (``pooling`` by backbone) are not changes
+    defaults.update({k: resolved[k] for k in getattr(model_args, "filled_in_keys", ()) if k in resolved})
     non_default = {
         k: public_value(v)
         for k, v in resolved.items()
@@ -405,6 +408,9 @@ class ModelCardCallback(TrainerCallback):
         try:
             data.log_history = self.log_history
             data.summary = {**model_summary(directory), "max_length": data.max_length}
+            backbone = data.summary.get("backbone")
+            if backbone:  # the card is tagged with the backbone's family, not BERT's
+                data.tags = [backbone if tag == "bert" else tag for tag in data.tags]
             data.plots = [name for name in PLOT_TITLES if (directory / name).is_file()]
             card = data.render()
             if keep_data:

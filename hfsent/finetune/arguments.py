@@ -14,7 +14,7 @@ from typing import ClassVar
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
-from ..configuration_hfsent import POOLING_CHOICES
+from ..configuration_hfsent import BACKBONE_TYPES, POOLING_CHOICES
 from ..errors import RecipeError
 from ..tokenizer import BERT_SPECIAL_TOKENS
 from ..training_args import RunTrainingArguments
@@ -24,6 +24,7 @@ from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
 
 TRUNCATION_CHOICES = ("only_second", "only_first", "longest_first")
+DEFAULT_LORA_TARGETS = ("query", "key", "value", "dense")
 
 
 @dataclass
@@ -32,7 +33,11 @@ class ModelArguments(ModelSourceArguments):
 
     model_name_or_path: str | None = field(
         default="google-bert/bert-base-chinese",
-        metadata={"help": "BERT or hfsent checkpoint (Hub id or local folder). Set to null to start from a config."},
+        metadata={
+            "help": "Checkpoint to start from (Hub id or local folder): an encoder (bert, roberta, xlm-roberta, "
+            "ernie, deberta-v2: *Model or *ForMaskedLM), a decoder (gpt2, qwen2, llama: *Model or *ForCausalLM) or "
+            "an hfsent model. Set to null to start from a config."
+        },
     )
     tokenizer_vocab_size: int | None = field(
         default=None,
@@ -41,8 +46,13 @@ class ModelArguments(ModelSourceArguments):
             "accepts": at_least(len(BERT_SPECIAL_TOKENS) + 1),
         },
     )
-    pooling: str = field(
-        default="cls", metadata={"help": "Head input: raw [CLS] or BERT's pooler.", "choices": list(POOLING_CHOICES)}
+    pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Head input: the raw first token ([CLS]), BERT's pooler, or the last real token (the only choice "
+            "for decoders). Default: cls for encoders, last for decoders.",
+            "choices": list(POOLING_CHOICES),
+        },
     )
     classifier_dropout: float | None = field(
         default=None, metadata={"help": "Dropout before the head.", "accepts": between(0, 1, high_open=True)}
@@ -57,11 +67,16 @@ class ModelArguments(ModelSourceArguments):
         default=0.1, metadata={"help": "LoRA dropout.", "accepts": between(0, 1, high_open=True)}
     )
     lora_target_modules: list[str] = field(
-        default_factory=lambda: ["query", "key", "value", "dense"], metadata={"help": "Encoder modules given adapters."}
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
+        metadata={
+            "help": "Backbone modules given adapters. The default (BERT's attention and dense layers) names the same "
+            "layers of another backbone: its attention projections and output layers (GPT-2: c_attn, c_proj; "
+            "Qwen2/Llama: q_proj, k_proj, v_proj, o_proj; DeBERTa-v2: query_proj, key_proj, value_proj, dense)."
+        },
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint's repo."})
 
-    accepted_model_types: ClassVar[tuple[str, ...]] = ("bert", "hfsent")
+    accepted_model_types: ClassVar[tuple[str, ...]] = ("bert", "hfsent", *BACKBONE_TYPES[1:])
 
     def __post_init__(self) -> None:
         check_ranges(self)

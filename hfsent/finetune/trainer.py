@@ -18,8 +18,9 @@ from ..datasource import column_values
 from ..errors import RecipeError
 from ..modeling_hfsent import HfSentModel, give_default_mode
 from ..outputs import TOKENIZER_DIR
+from ..registration import LORA_TARGETS
 from ..tokenizer import load_recipe_tokenizer, load_tokenizer, train_wordpiece_tokenizer
-from .arguments import ModelArguments
+from .arguments import DEFAULT_LORA_TARGETS, ModelArguments
 from .data import LABELS_COLUMN
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
 
@@ -109,7 +110,7 @@ def build_model(
     ``label_names`` (a multi-label recipe's labels) give a head with one logit per label.
     """
     head = {
-        "pooling": model_args.pooling,
+        **({"pooling": model_args.pooling} if model_args.pooling is not None else {}),
         "classifier_dropout": model_args.classifier_dropout,
         "pos_weight": _pos_weight(model_args, train_labels),
     }
@@ -119,15 +120,27 @@ def build_model(
         head["label2id"] = {name: i for i, name in enumerate(label_names)}
     if model_args.model_name_or_path:
         check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code)
-    return build_recipe_model(
+    model = build_recipe_model(
         model_args, HfSentModel, tokenizer, max_length, trust_remote_code=model_args.trust_remote_code, **head
     )
+    if model.config.pad_token_id is None:  # a decoder's: pools inputs that come without an attention mask
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if model_args.pooling is None:  # the backbone's default, filled in: the card shows it, not as a change
+        model_args.pooling = model.config.pooling
+        model_args.filled_in_keys = {*getattr(model_args, "filled_in_keys", ()), "pooling"}
+    return model
 
 
 def apply_lora(model: HfSentModel, model_args: ModelArguments):
-    """Wrap the encoder with LoRA adapters (peft); the classifier head stays fully trainable."""
+    """Wrap the backbone with LoRA adapters (peft); the classifier head stays fully trainable.
+
+    The recipe's default ``lora_target_modules`` (BERT's names) becomes the same layers of another backbone
+    (`hfsent.registration.LORA_TARGETS`), written back into ``model_args`` for the card.
+    """
     from peft import LoraConfig, get_peft_model
 
+    if list(model_args.lora_target_modules) == list(DEFAULT_LORA_TARGETS):
+        model_args.lora_target_modules = list(LORA_TARGETS[model.config.backbone_type])
     config = LoraConfig(
         r=model_args.lora_r,
         lora_alpha=model_args.lora_alpha,
