@@ -194,6 +194,13 @@ class HfSentConfig(BertConfig):
             return list(self.threshold)
         return [self.threshold] * (1 if self.is_binary else self.num_labels)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a dict; a BERT-backed one has no ``backbone_config`` key (its config.json is as before)."""
+        output = super().to_dict()
+        if output.get("backbone_config", 0) is None:
+            del output["backbone_config"]
+        return output
+
     @classmethod
     def get_config_dict(
         cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any

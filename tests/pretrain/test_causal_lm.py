@@ -11,6 +11,7 @@ import yaml
 from huggingface_hub import ModelCard
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
@@ -25,7 +26,7 @@ from hfsent.cli import main as hfsent_main
 from hfsent.pretrain.causal import causal_lm_tokenizer
 from hfsent.pretrain.packing import encode_corpus_batch, pack_blocks
 
-from ..fixtures.helpers import REVIEWS, ROOT, run_cli
+from ..fixtures.helpers import REVIEWS, ROOT, run_cli, tiny_recipe
 
 NEWS = [
     "当希望工程救助的百万儿童成长起来，科教兴国蔚然成风时，今天有收藏价值的书你没买，明日就叫你悔不当初！",
@@ -116,10 +117,11 @@ def _config_dir(tmp_path, model_type: str):
 
 @pytest.mark.parametrize(("model_type", "vocabulary"), [("gpt2", "bert"), ("llama", "bert"), ("qwen2", "byte-level")])
 def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
-    model_type, vocabulary, tmp_path, tokenizer_dir, byte_level_tokenizer_dir, news
+    model_type, vocabulary, tmp_path, tokenizer_dir, byte_level_tokenizer_dir, news, review_csv
 ):
     """gpt2 and llama with the zh-mini vocabulary (bert-base-chinese); qwen2 with a byte-level BPE one (transformers
-    reloads a qwen2 folder's tokenizer as Qwen2Tokenizer whatever it is: see the error test below)."""
+    reloads a qwen2 folder's tokenizer as Qwen2Tokenizer whatever it is: see the error test below). The gpt2 output is
+    then continued by ``hfsent pretrain`` and fine-tuned by ``hfsent train`` (the BCE head on its last token)."""
     out = tmp_path / "out"
     tokenizer_source = tokenizer_dir if vocabulary == "bert" else byte_level_tokenizer_dir
     recipe = _recipe(tmp_path / "r.yaml", _config_dir(tmp_path, model_type), tokenizer_source, news, out)
@@ -167,6 +169,30 @@ def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
         # the same held-out blocks, the same model: the loss it ended with is the one it starts from
         assert again["init_eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-4)
         assert json.loads((continued / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+
+        # fine-tune the pretrained decoder with the BCE head (the reference's GPT: pretrain, then classify)
+        train = tiny_recipe(
+            tmp_path / "finetune",
+            out,
+            review_csv,
+            model_name_or_path=str(out),
+            config_overrides=None,
+            tokenizer_name=None,
+            num_train_epochs=1,
+        )
+        proc = run_cli("train", train, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert "test metric" in proc.stdout and "roc_auc" in proc.stdout
+        classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "finetune" / "out")
+        assert classifier.config.backbone_type == "gpt2" and classifier.config.pooling == "last"
+        # the fine-tuned model started from the pretrained weights (the word embeddings move little in one epoch)
+        pretrained = model.get_input_embeddings().weight
+        assert (
+            torch.nn.functional.cosine_similarity(classifier.get_input_embeddings().weight, pretrained, dim=-1).mean()
+            > 0.9
+        )
+        scores = pipeline("text-classification", model=str(tmp_path / "finetune" / "out"))(REVIEWS[:2], top_k=None)
+        assert all(sum(d["score"] for d in row) == pytest.approx(1.0, abs=1e-5) for row in scores)
 
 
 def test_packing_puts_the_separator_between_documents_and_fills_every_block(tokenizer_dir):
