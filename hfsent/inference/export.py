@@ -3,6 +3,8 @@
 ``hfsent export MODEL OUT --onnx [--quantize int8]`` writes a self-contained folder::
 
     OUT/model.onnx (+ model.onnx.data)   fp32 graph, dynamic batch and sequence axes, output ``logits`` [0, z]
+                                         (a multi-label model's K logits); a text-pair model's also takes
+                                         ``token_type_ids``
     OUT/model_int8.onnx                  with --quantize int8: weights int8 (onnxruntime quantize_dynamic, QInt8)
     OUT/config.json, tokenizer files     so ``--backend onnx`` needs only this folder
 

@@ -7,8 +7,11 @@ whose `parse_payload` and `format_predictions` this server uses), so a client se
 "softmax" | "none", "threshold", "truncation", "max_length"}}``; a single string gets
 ``[{"label": "pos", "score": 0.97}]``, a list one answer per text; the label is decided at ``config.threshold``
 (or the server's ``threshold``) and ``score`` is its probability; with ``top_k`` 2 or null both labels, the
-decided one first. ``GET /health`` answers ``{"status": "ok"}``, ``GET /`` describes the model and counts the
-requests, model calls and texts served; ``HEAD`` answers as ``GET`` without the body, ``OPTIONS`` with ``Allow``.
+decided one first. A multi-label model answers every label with its sigmoid score, the best first (the handler's
+`format_multilabel`), and a text-pair model takes ``{"inputs": {"text": ..., "text_pair": ...}}`` or a list of
+them; the wrong kind of input gets 400 with the handler's words (`check_input_kind`). ``GET /health`` answers
+``{"status": "ok"}``, ``GET /`` describes the model and counts the requests, model calls and texts served;
+``HEAD`` answers as ``GET`` without the body, ``OPTIONS`` with ``Allow``.
 
 Every answer is JSON, errors ``{"error": "..."}``: 400 for a malformed body (bad JSON or UTF-8, nested too
 deeply, shorter than its Content-Length) and any payload `parse_payload` rejects (missing ``inputs``, a
