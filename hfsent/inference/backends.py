@@ -228,6 +228,11 @@ class OnnxBackend(_BatchedBackend):
             disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
+        if getattr(self.config, "text_pairs", False) and "token_type_ids" not in self._input_names:
+            raise ValueError(
+                f"{self.model_file} has no token_type_ids input, so it cannot tell a text from its pair; export the "
+                "text-pair checkpoint again with `hfsent export --onnx`"
+            )
         self._pool = ThreadPoolExecutor(self.workers, "hfsent-onnx") if self.workers > 1 else None
 
     def _logits(
@@ -236,11 +241,6 @@ class OnnxBackend(_BatchedBackend):
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-        elif token_type_ids is not None:
-            raise ValueError(
-                f"{self.model_file} has no token_type_ids input, so it cannot read text pairs; export the text-pair "
-                "checkpoint again with this hfsent"
-            )
         return self.session.run(None, feed)[0]
 
 
