@@ -23,8 +23,9 @@ what is wrong (the toolkit answers it as an HTTP 400 with that message).
 
 This file must run where hfsent is not installed: it imports only the standard library, ``torch`` and
 ``transformers``, and loads the model with ``trust_remote_code=True`` (the code travels with the weights).
-`parse_payload`, `format_predictions`, `ranked_labels` and `valid_threshold` are public so that other servers
-(``hfsent serve``, `hfsent.predict`) speak the same format and decide the same way.
+`parse_payload`, `check_input_kind`, `format_predictions`, `format_multilabel`, `ranked_labels` and
+`valid_threshold` are public so that other servers (``hfsent serve``, `hfsent.predict`) speak the same format and
+decide the same way.
 """
 
 from __future__ import annotations
@@ -276,6 +277,18 @@ def format_label_scores(
     return answers
 
 
+def format_multilabel(logits: torch.Tensor, labels: Sequence[str], request: Request) -> list[Any]:
+    """A multi-label model's answers to ``request`` from its logits ``(n, K)``: ``function_to_apply`` (default
+    ``"sigmoid"``, one per label, as the pipeline applies to a multi-label model; ``"softmax"`` over the labels;
+    ``"none"``: the logits), ranked by `format_label_scores`."""
+    function = request.function_to_apply or "sigmoid"
+    if function == "sigmoid":
+        logits = torch.sigmoid(logits)
+    elif function == "softmax":
+        logits = torch.softmax(logits, dim=-1)
+    return format_label_scores(logits.tolist(), labels, request.requested_top_k, request.batched)
+
+
 @torch.inference_mode()
 def model_logits(
     model: Any,
@@ -371,12 +384,7 @@ class EndpointHandler:
         limit = min(request.max_length or self.max_length, self.max_length)
         if self.multi_label:
             logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)
-            function = request.function_to_apply or "sigmoid"
-            if function == "sigmoid":
-                logits = torch.sigmoid(logits)
-            elif function == "softmax":
-                logits = torch.softmax(logits, dim=-1)
-            return format_label_scores(logits.tolist(), self.labels, request.requested_top_k, request.batched)
+            return format_multilabel(logits, self.labels, request)
         if request.pairs is not None:
             logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)
             probabilities = torch.sigmoid(logits[:, -1]).tolist()

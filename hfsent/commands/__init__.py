@@ -69,15 +69,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_backend_or_exit(
-    parser: argparse.ArgumentParser,
-    model: str,
-    backend: str | None = None,
-    threads: int | None = None,
-    allow_labels_and_pairs: bool = False,
+    parser: argparse.ArgumentParser, model: str, backend: str | None = None, threads: int | None = None
 ) -> InferenceBackend:
     """Load ``model`` with ``backend`` (None: `~hfsent.inference.detect_backend`); a model that cannot be
-    loaded is a usage error (exit 2), and so is a multi-label or text-pair model unless ``allow_labels_and_pairs``
-    (the commands that do not run those yet)."""
+    loaded is a usage error (exit 2)."""
     from transformers.utils import logging as hf_logging
 
     from ..inference.backends import detect_backend, load_backend
@@ -87,20 +82,6 @@ def load_backend_or_exit(
     backend = backend or detect_backend(model)
     hf_logging.disable_progress_bar()
     try:
-        loaded = load_backend(model, backend, threads)
+        return load_backend(model, backend, threads)
     except (OSError, ValueError) as err:  # not an hfsent model, no tokenizer, unreachable Hub id
         parser.error(f"cannot load model {model!r} with the {backend} backend: {first_line(err)}")
-    config = loaded.config
-    kind = (
-        "a multi-label model"
-        if getattr(config, "problem_type", None) == "multi_label_classification"
-        else "a text-pair model"
-        if getattr(config, "text_pairs", False)
-        else None
-    )
-    if kind is not None and (not allow_labels_and_pairs or backend != "torch"):  # refused, not answered as neg/pos
-        parser.error(
-            f"{model!r} is {kind}, which {parser.prog} does not run yet; use hfsent.predict, "
-            'pipeline("text-classification") or the handler.py saved with the model'
-        )
-    return loaded

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
         check_output_path(reader, args.output, args.prefix)
     except InputError as err:
         parser.error(str(err))
-    backend = load_backend_or_exit(parser, args.model, args.backend, args.threads, allow_labels_and_pairs=True)
+    backend = load_backend_or_exit(parser, args.model, args.backend, args.threads)
     pairs_model = bool(getattr(backend.config, "text_pairs", False))
     if pairs_model != (args.text_pair_column is not None):
         parser.error(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ..configuration_hfsent import MULTI_LABEL
 from ..errors import report_error
 from . import add_model_arguments, load_backend_or_exit, positive_int
 
 DESCRIPTION = """Serve a model over HTTP with the Hugging Face Inference Endpoints text-classification contract,
 answering exactly as hfsent's Inference Endpoints handler: POST / with {"inputs": "text" or ["text", ...],
 "parameters": {"top_k": 2}} (huggingface_hub.InferenceClient(model=URL).text_classification works); GET /health.
+A multi-label model answers every label with its score, as the hosted task; a text-pair model takes
+{"inputs": {"text": ..., "text_pair": ...}} or a list of them.
 Concurrent requests are micro-batched. Binds to loopback unless --host says otherwise; there is no
 authentication."""
 
@@ -62,6 +65,12 @@ def main(argv: list[str]) -> int:
     if args.max_wait_ms < 0:
         parser.error(f"--max-wait-ms must be >= 0, got {args.max_wait_ms:g}")
     backend = load_backend_or_exit(parser, args.model, args.backend, args.threads)
+    multi_label = getattr(backend.config, "problem_type", None) == MULTI_LABEL
+    if multi_label and args.threshold is not None:
+        parser.error(
+            f"{args.model!r} is a multi-label model, whose answers rank every label by its score (as the hosted "
+            "text-classification task's): leave --threshold out"
+        )
     try:
         server = InferenceServer(
             (args.host, args.port),
@@ -90,10 +99,9 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:  # from the banner on, a stop signal always ends here (closed server, "stopped")
-        print(
-            f"hfsent serve: {args.model} ({backend.name}, threshold {server.threshold:g}) listening on {server.url}",
-            flush=True,
-        )
+        what = f"{len(server.labels)} labels" if multi_label else f"threshold {server.threshold:g}"
+        pairs = ", text pairs" if server.text_pairs else ""
+        print(f"hfsent serve: {args.model} ({backend.name}, {what}{pairs}) listening on {server.url}", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

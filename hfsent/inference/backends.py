@@ -23,7 +23,7 @@ from transformers import (
 
 from ..outputs import WEIGHT_FILES
 from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
-from .batching import available_cpus, batched_positive_probabilities, max_input_length
+from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
 
 BACKENDS = ("torch", "onnx")
 ONNX_FILE = "model.onnx"
@@ -38,7 +38,9 @@ DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 @runtime_checkable
 class InferenceBackend(Protocol):
-    """Anything that turns texts into P(pos): a loaded model plus its tokenizer and config."""
+    """Anything that turns texts into P(pos): a loaded model plus its tokenizer and config. The backends here
+    (`TorchBackend`, `OnnxBackend`) also take text pairs (``pairs=``) and give a model's logits (``logits``), which
+    multi-label and text-pair models need."""
 
     name: str
     config: PretrainedConfig
@@ -94,24 +96,47 @@ def load_backend(name_or_path: str, backend: str | None = None, threads: int | N
 
 
 class _BatchedBackend:
-    """What the backends share: P(pos) by `batched_positive_probabilities` over the backend's ``_logits``, its
-    batches run ``workers`` at once on ``_pool`` (None: one at a time)."""
+    """What the backends share: P(pos) by `batched_positive_probabilities` and logits by `batched_logits` over the
+    backend's ``_logits``, its batches run ``workers`` at once on ``_pool`` (None: one at a time)."""
 
     tokenizer: PreTrainedTokenizerBase
     config: PretrainedConfig
     workers: int
     _pool: ThreadPoolExecutor | None
 
-    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _logits(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def positive_probabilities(
-        self, texts: Sequence[str], batch_size: int = 64, max_length: int | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        max_length: int | None = None,
+        pairs: Sequence[str] | None = None,
     ) -> list[float]:
-        """Return P(pos) for each text, in input order (texts longer than the model accepts are truncated)."""
+        """Return P(pos) for each text (or text pair, with ``pairs``: one second text per text), in input order
+        (texts longer than the model accepts are truncated)."""
         limit = max_input_length(self.tokenizer, self.config, max_length)
         return batched_positive_probabilities(
-            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers
+            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers, pairs=pairs
+        )
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        max_length: int | None = None,
+        pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """The model's logits ``(len(texts), num_labels)`` in float32, in input order: a multi-label model's K logits
+        (sigmoid: each label's probability), a neg/pos model's ``[0, z]``; text pairs with ``pairs``."""
+        if not texts:
+            return np.zeros((0, self.config.num_labels), dtype=np.float32)
+        limit = max_input_length(self.tokenizer, self.config, max_length)
+        return batched_logits(
+            texts, self.tokenizer, self._logits, batch_size, limit, pool=self._pool, workers=self.workers, pairs=pairs
         )
 
 
@@ -143,11 +168,15 @@ class TorchBackend(_BatchedBackend):
             )
 
     @torch.inference_mode()
-    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _logits(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         device = self.model.device
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+        if token_type_ids is not None:
+            batch["token_type_ids"] = torch.from_numpy(token_type_ids)
         logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
-        return logits[:, 1].float().cpu().numpy()
+        return logits.float().cpu().numpy()
 
 
 def resolve_onnx_file(path: str | Path) -> Path:
@@ -199,13 +228,20 @@ class OnnxBackend(_BatchedBackend):
             disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
+        if getattr(self.config, "text_pairs", False) and "token_type_ids" not in self._input_names:
+            raise ValueError(
+                f"{self.model_file} has no token_type_ids input, so it cannot tell a text from its pair; export the "
+                "text-pair checkpoint again with `hfsent export --onnx`"
+            )
         self._pool = ThreadPoolExecutor(self.workers, "hfsent-onnx") if self.workers > 1 else None
 
-    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _logits(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._input_names:
-            feed["token_type_ids"] = np.zeros_like(input_ids)
-        return self.session.run(None, feed)[0][:, 1]
+            feed["token_type_ids"] = np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+        return self.session.run(None, feed)[0]
 
 
 __all__ = [

@@ -9,9 +9,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..configuration_hfsent import MULTI_LABEL
-from ..endpoint_handler import model_logits
 from .backends import InferenceBackend, TorchBackend, load_model_and_tokenizer
-from .batching import max_input_length
 from .labels import label_result, validate_threshold
 
 
@@ -64,13 +62,11 @@ def predict(
         threshold = validate_threshold(config.threshold if threshold is None else threshold)
         probs = backend.positive_probabilities(texts, batch_size, max_length)
         return [label_result(p, threshold, config.id2label) for p in probs]
-    if not isinstance(backend, TorchBackend):
-        raise ValueError(f"the {backend.name} backend runs single-text binary models only; load the checkpoint")
-    limit = max_input_length(backend.tokenizer, config, max_length)
-    logits = model_logits(backend.model, backend.tokenizer, texts, text_pairs, limit, batch_size)
-    if not multi_label:
+    if not multi_label:  # a text-pair neg/pos model
         threshold = validate_threshold(config.threshold if threshold is None else threshold)
-        return [label_result(p, threshold, config.id2label) for p in torch.sigmoid(logits[:, -1]).tolist()]
+        probs = backend.positive_probabilities(texts, batch_size, max_length, pairs=text_pairs)
+        return [label_result(p, threshold, config.id2label) for p in probs]
+    logits = torch.from_numpy(backend.logits(texts, batch_size, max_length, pairs=text_pairs)).double()
     names = config.label_names
     if threshold is None:
         cuts = config.label_thresholds()

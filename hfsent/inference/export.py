@@ -3,6 +3,8 @@
 ``hfsent export MODEL OUT --onnx [--quantize int8]`` writes a self-contained folder::
 
     OUT/model.onnx (+ model.onnx.data)   fp32 graph, dynamic batch and sequence axes, output ``logits`` [0, z]
+                                         (a multi-label model's K logits); a text-pair model's also takes
+                                         ``token_type_ids``
     OUT/model_int8.onnx                  with --quantize int8: weights int8 (onnxruntime quantize_dynamic, QInt8)
     OUT/config.json, tokenizer files     so ``--backend onnx`` needs only this folder
 
@@ -82,9 +84,17 @@ def export_onnx(
             raise ValueError("export_onnx needs the tokenizer when `model` is a model object")
         else:
             model = cpu_float32_copy(model)
-        # Two rows of different lengths: a batch > 1 and padding, so neither axis nor the mask is specialised.
-        sample = tokenizer(["hfsent export sample text", "short"], padding=True, return_tensors="pt")
-        sample = {k: sample[k].cpu() for k in ("input_ids", "attention_mask")}
+        # Two rows of different lengths: a batch > 1 and padding, so neither axis nor the mask is specialised. A
+        # text-pair model's graph also takes token_type_ids (0 for the first text, 1 for the pair).
+        inputs = ["input_ids", "attention_mask"]
+        if getattr(model.config, "text_pairs", False):
+            sample = tokenizer(
+                ["hfsent export", "short"], ["sample text pair", "pair"], padding=True, return_tensors="pt"
+            )
+            inputs.append("token_type_ids")
+        else:
+            sample = tokenizer(["hfsent export sample text", "short"], padding=True, return_tensors="pt")
+        sample = {k: sample[k].cpu() for k in inputs}
         with _quiet_exporter() as log:
             try:
                 exported = OnnxExporter().export(model, sample, OnnxConfig(dynamic=True))
@@ -158,34 +168,66 @@ def drop_initializer_value_info(graph) -> int:
 
 @dataclass
 class Parity:
-    """How closely a backend follows a reference on the same texts."""
+    """How closely a backend follows a reference on the same texts (of a multi-label model: on each of its
+    ``labels`` labels of every text)."""
 
     name: str
     texts: int
     max_abs_diff: float
     label_agreement: int
+    labels: int = 1  # decisions per text: 1 for a neg/pos model, K for a multi-label one
+
+    @property
+    def decisions(self) -> int:
+        """How many decisions were compared: one per text, or one per (text, label) of a multi-label model."""
+        return self.texts * self.labels
 
     @property
     def agreement(self) -> float:
-        """The fraction of texts given the same label."""
-        return self.label_agreement / self.texts if self.texts else 1.0
+        """The fraction of decisions (texts, or (text, label) pairs) given the same label."""
+        return self.label_agreement / self.decisions if self.decisions else 1.0
 
     def __str__(self) -> str:
+        if self.labels == 1:
+            return (
+                f"{self.name}: max |P(pos) - torch| = {self.max_abs_diff:.2e}, labels agree on "
+                f"{self.label_agreement}/{self.texts} texts ({100 * self.agreement:.2f} %)"
+            )
         return (
-            f"{self.name}: max |P(pos) - torch| = {self.max_abs_diff:.2e}, labels agree on "
-            f"{self.label_agreement}/{self.texts} texts ({100 * self.agreement:.2f} %)"
+            f"{self.name}: max |P(label) - torch| = {self.max_abs_diff:.2e}, decisions agree on "
+            f"{self.label_agreement}/{self.decisions} (text, label) pairs ({100 * self.agreement:.2f} %)"
         )
 
 
 def parity(
-    reference: InferenceBackend, candidate: InferenceBackend, texts: Sequence[str], threshold: float, name: str
+    reference: InferenceBackend,
+    candidate: InferenceBackend,
+    texts: Sequence[str],
+    threshold: float | Sequence[float],
+    name: str,
+    pairs: Sequence[str] | None = None,
 ) -> Parity:
-    """Compare ``candidate``'s probabilities and thresholded labels with ``reference``'s on ``texts``."""
-    expected = np.array(reference.positive_probabilities(texts))
-    got = np.array(candidate.positive_probabilities(texts))
-    same = int(np.sum((expected >= threshold) == (got >= threshold)))
+    """Compare ``candidate``'s probabilities and thresholded labels with ``reference``'s on ``texts`` (text pairs
+    with ``pairs``). A multi-label model (``threshold``: one per label) is compared on every label's probability,
+    each decided at its own threshold."""
+    if isinstance(threshold, Sequence):  # a multi-label model: sigmoid of each of its K logits
+        import torch
+
+        expected, got = (
+            torch.sigmoid(torch.from_numpy(b.logits(texts, pairs=pairs)).double()).numpy()
+            for b in (reference, candidate)
+        )
+        cuts = np.asarray(threshold, dtype=np.float64)
+    elif pairs is not None:
+        expected, got = (np.array(b.positive_probabilities(texts, pairs=pairs)) for b in (reference, candidate))
+        cuts = np.float64(threshold)
+    else:
+        expected = np.array(reference.positive_probabilities(texts))
+        got = np.array(candidate.positive_probabilities(texts))
+        cuts = threshold
+    same = int(np.sum((expected >= cuts) == (got >= cuts)))
     diff = float(np.max(np.abs(expected - got))) if len(texts) else 0.0
-    return Parity(name, len(texts), diff, same)
+    return Parity(name, len(texts), diff, same, labels=len(threshold) if isinstance(threshold, Sequence) else 1)
 
 
 def random_texts(tokenizer, n: int = 256, seed: int = 0, max_tokens: int = 256) -> list[str]:

@@ -14,7 +14,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..configuration_hfsent import MULTI_LABEL
 from .backends import InferenceBackend
 from .batching import TOKENS_PER_TEXT
 
@@ -26,19 +28,25 @@ DEFAULT_TOKENS_PER_TEXT_CAP = 512
 
 @dataclass(eq=False)
 class _Job:
-    """One request in the batcher: its texts (shortest first), how many have been handed to the model, and their
-    P(pos) in that order; ``order[k]`` is the request's index of ``texts[k]``."""
+    """One request in the batcher: its texts (shortest first; with ``pairs``, text pairs, the shortest pair first),
+    how many have been handed to the model, and their P(pos) (a multi-label model: their logits) in that order;
+    ``order[k]`` is the request's index of ``texts[k]``."""
 
     texts: Sequence[str]
     order: list[int]
     max_length: int | None
     future: Future
+    pairs: Sequence[str] | None = None
     taken: int = 0
     scored: int = 0
-    probabilities: list[float] = field(init=False)
+    probabilities: list[Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.probabilities = [0.0] * len(self.texts)
+
+    def length(self, index: int) -> int:
+        """The characters of text ``index`` (and of its pair)."""
+        return len(self.texts[index]) + (len(self.pairs[index]) if self.pairs is not None else 0)
 
     @property
     def left(self) -> int:
@@ -67,6 +75,7 @@ class MicroBatcher:
         max_length: int | None = None,
     ) -> None:
         self.backend = backend
+        self.multi_label = getattr(backend.config, "problem_type", None) == MULTI_LABEL
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_length = max_length
@@ -97,9 +106,10 @@ class MicroBatcher:
                 self._incoming -= 1
                 self._cond.notify_all()
 
-    def submit(self, texts: Sequence[str], max_length: int | None = None) -> Future:
-        """Queue ``texts`` (truncated to ``max_length`` tokens, if given, else to the batcher's);
-        the future resolves to their P(pos), in order."""
+    def submit(self, texts: Sequence[str], max_length: int | None = None, pairs: Sequence[str] | None = None) -> Future:
+        """Queue ``texts`` (truncated to ``max_length`` tokens, if given, else to the batcher's; with ``pairs``,
+        the text pairs of a text-pair model); the future resolves to their P(pos), in order (a multi-label model:
+        each text's logits, a list of K floats)."""
         future: Future = Future()
         if not texts:
             future.set_result([])
@@ -109,8 +119,11 @@ class MicroBatcher:
                 raise RuntimeError("the batcher is closed")
             # Shortest first: a large request's chunks then hold texts of like length, which pad little, and
             # what it adds to the calls it shares with small requests is short.
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            self._queue.append(_Job([texts[i] for i in order], order, max_length or self.max_length, future))
+            size = (lambda i: len(texts[i])) if pairs is None else (lambda i: len(texts[i]) + len(pairs[i]))
+            order = sorted(range(len(texts)), key=size)
+            ordered_pairs = None if pairs is None else [pairs[i] for i in order]
+            job = _Job([texts[i] for i in order], order, max_length or self.max_length, future, ordered_pairs)
+            self._queue.append(job)
             self._queued_texts += len(texts)
             self._cond.notify_all()
         return future
@@ -163,7 +176,7 @@ class MicroBatcher:
                 if index == len(job.texts):
                     active.remove(job)
                     continue
-                cost = min(len(job.texts[index]), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
+                cost = min(job.length(index), cap) + 2  # characters bound BERT tokens (+ [CLS], [SEP])
                 if size and (size == self.max_batch_size or tokens + cost > self.max_tokens):
                     return counts
                 if counts[job] and used[job] + cost > share:
@@ -182,8 +195,9 @@ class MicroBatcher:
                 self.stats["requests"] += sum(1 for job, start, _ in batch if start == 0)
                 self.stats["batches"] += 1
                 self.stats["texts"] += len(texts)
+            pairs = None if batch[0][0].pairs is None else [p for job, s, e in batch for p in job.pairs[s:e]]
             try:
-                probs = self.backend.positive_probabilities(texts, self.max_batch_size, batch[0][0].max_length)
+                probs = self._score(texts, pairs, batch[0][0].max_length)
             except Exception as err:  # one failing batch must not stop the server
                 self._fail({job for job, _, _ in batch}, err)
                 continue
@@ -195,10 +209,18 @@ class MicroBatcher:
                     finished = job.scored == len(job.texts)
                 offset += end - start
                 if finished and not job.future.done():
-                    in_order = [0.0] * len(job.texts)
+                    in_order: list[Any] = [0.0] * len(job.texts)
                     for k, i in enumerate(job.order):
                         in_order[i] = job.probabilities[k]
                     job.future.set_result(in_order)
+
+    def _score(self, texts: list[str], pairs: list[str] | None, max_length: int | None) -> list[Any]:
+        """One model call: P(pos) of each text (or text pair), or each text's logits for a multi-label model."""
+        if self.multi_label:
+            return self.backend.logits(texts, self.max_batch_size, max_length, pairs=pairs).tolist()
+        if pairs is not None:
+            return self.backend.positive_probabilities(texts, self.max_batch_size, max_length, pairs=pairs)
+        return self.backend.positive_probabilities(texts, self.max_batch_size, max_length)
 
     def _fail(self, jobs: set[_Job], err: Exception) -> None:
         """Fail ``jobs`` and drop their texts not yet scored."""

@@ -7,8 +7,11 @@ whose `parse_payload` and `format_predictions` this server uses), so a client se
 "softmax" | "none", "threshold", "truncation", "max_length"}}``; a single string gets
 ``[{"label": "pos", "score": 0.97}]``, a list one answer per text; the label is decided at ``config.threshold``
 (or the server's ``threshold``) and ``score`` is its probability; with ``top_k`` 2 or null both labels, the
-decided one first. ``GET /health`` answers ``{"status": "ok"}``, ``GET /`` describes the model and counts the
-requests, model calls and texts served; ``HEAD`` answers as ``GET`` without the body, ``OPTIONS`` with ``Allow``.
+decided one first. A multi-label model answers every label with its sigmoid score, the best first (the handler's
+`format_multilabel`), and a text-pair model takes ``{"inputs": {"text": ..., "text_pair": ...}}`` or a list of
+them; the wrong kind of input gets 400 with the handler's words (`check_input_kind`). ``GET /health`` answers
+``{"status": "ok"}``, ``GET /`` describes the model and counts the requests, model calls and texts served;
+``HEAD`` answers as ``GET`` without the body, ``OPTIONS`` with ``Allow``.
 
 Every answer is JSON, errors ``{"error": "..."}``: 400 for a malformed body (bad JSON or UTF-8, nested too
 deeply, shorter than its Content-Length) and any payload `parse_payload` rejects (missing ``inputs``, a
@@ -35,7 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..endpoint_handler import check_input_kind, format_predictions, parse_payload
+import torch
+
+from ..configuration_hfsent import MULTI_LABEL
+from ..endpoint_handler import check_input_kind, format_multilabel, format_predictions, parse_payload
 from .backends import InferenceBackend
 from .labels import validate_threshold
 from .microbatch import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, MicroBatcher
@@ -91,8 +97,20 @@ class InferenceServer(ThreadingHTTPServer):
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        config = backend.config
         self.backend = backend
-        self.threshold = validate_threshold(backend.config.threshold if threshold is None else threshold)
+        self.multi_label = getattr(config, "problem_type", None) == MULTI_LABEL
+        self.text_pairs = bool(getattr(config, "text_pairs", False))
+        if self.multi_label and threshold is not None:
+            raise ValueError(
+                "a multi-label model's answers rank every label by its score, as the hosted text-classification "
+                "task does: there is no threshold to set"
+            )
+        # a multi-label model decides nothing: its answers are every label's score, as the handler's
+        self.threshold = (
+            None if self.multi_label else validate_threshold(config.threshold if threshold is None else threshold)
+        )
+        self.labels = tuple(config.id2label[i] for i in sorted(config.id2label))
         self.max_body_bytes = max_body_bytes
         self.max_inputs = max_inputs
         self.access_log = access_log
@@ -119,8 +137,8 @@ class InferenceServer(ThreadingHTTPServer):
                 request = parse_payload(payload)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
-            try:  # the server runs single-text models only (see hfsent.commands.load_backend_or_exit)
-                check_input_kind(request, text_pairs=False)
+            try:  # a text pair to a single-text model, or the reverse
+                check_input_kind(request, self.text_pairs)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             if len(request.texts) > self.max_inputs:
@@ -130,11 +148,12 @@ class InferenceServer(ThreadingHTTPServer):
                     "(split it, or start the server with a larger --max-inputs)",
                 )
             limits = [n for n in (request.max_length, self.batcher.max_length) if n]
-            future = self.batcher.submit(request.texts, min(limits) if limits else None)
+            future = self.batcher.submit(request.texts, min(limits) if limits else None, request.pairs)
+        if self.multi_label:
+            return format_multilabel(torch.tensor(future.result(), dtype=torch.float64), self.labels, request)
         threshold = self.threshold if request.threshold is None else request.threshold
-        labels = (self.backend.config.id2label[0], self.backend.config.id2label[1])
         return format_predictions(
-            future.result(), threshold, request.top_k, request.batched, labels, request.function_to_apply
+            future.result(), threshold, request.top_k, request.batched, self.labels, request.function_to_apply
         )
 
     def info(self) -> dict[str, Any]:
@@ -146,6 +165,8 @@ class InferenceServer(ThreadingHTTPServer):
             "backend": self.backend.name,
             "labels": list(config.id2label.values()),
             "threshold": self.threshold,
+            "multi_label": self.multi_label,
+            "text_pairs": self.text_pairs,
             "max_inputs": self.max_inputs,
             "max_body_bytes": self.max_body_bytes,
             "served": dict(self.batcher.stats),

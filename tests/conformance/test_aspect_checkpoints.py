@@ -9,6 +9,7 @@ with the model (also without hfsent), ``hfsent predict``, and peft LoRA with its
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 import hfsent
 from hfsent.endpoint_handler import EndpointHandler
 
-from ..fixtures.helpers import ROOT, SHARED, run_cli, run_without_hfsent
+from ..fixtures.helpers import PROBABILITY_TOLERANCE, ROOT, SHARED, decisive, run_cli, run_without_hfsent
 from .conftest import TINY
 
 ASAP_SAMPLE = SHARED / "data" / "asap_sample"
@@ -158,3 +159,157 @@ def test_push_publishes_a_card_with_a_model_index_entry_per_label(asap_labels, h
         assert r.metric_value == pytest.approx(results[f"test_{r.metric_type}/{r.metric_config}"])
     assert "| 0 | `" + names[0] + "` |" in card.text  # the per-label table
     assert "negative sentiment" not in card.text
+
+
+def _data(checkpoint: Path, split: str = "test") -> list[dict]:
+    """The rows `hfsent convert-asap` wrote beside ``checkpoint`` (see `_build`)."""
+    mode = checkpoint.name.removeprefix("out-")
+    path = checkpoint.parent / f"asap-{mode}" / f"{split}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _scores(answer: list[dict]) -> dict[str, float]:
+    return {d["label"]: d["score"] for d in answer}
+
+
+def test_serve_answers_a_multilabel_model_as_the_pipeline_and_the_handler(asap_labels, tmp_path, local_http_client):
+    """``hfsent serve`` on the multi-label checkpoint speaks the hosted text-classification task for a multi-label
+    model: every label with its sigmoid score, the best first (``InferenceClient.text_classification`` returns the
+    first), equal to the stock pipeline and the handler within PROBABILITY_TOLERANCE (the server batches texts
+    by length, the pipeline one at a time)."""
+    from huggingface_hub import InferenceClient
+
+    from ..inference.test_serve import request as http_request
+    from ..inference.test_serve import start_server, stop_server
+
+    texts = [row["review"] for row in _data(asap_labels)[:6]]
+    names = list(json.loads((asap_labels / "config.json").read_text())["id2label"].values())
+    handler = EndpointHandler(str(asap_labels))
+    expected = pipeline("text-classification", model=str(asap_labels))(texts, top_k=None, truncation=True)
+    proc, url, lines = start_server(asap_labels, log_path=tmp_path / "serve.log", banner=f"{len(names)} labels")
+    try:
+        client = InferenceClient(model=url, timeout=30)
+        for text, theirs in zip(texts[:3], expected[:3], strict=True):
+            top = client.text_classification(text)  # the best label (a near tie may come first either way)
+            assert top.score == pytest.approx(theirs[0]["score"], abs=PROBABILITY_TOLERANCE)
+            assert top.score == pytest.approx(_scores(theirs)[top.label], abs=PROBABILITY_TOLERANCE)
+        status, answer = http_request(url, "POST", body={"inputs": texts, "parameters": {"top_k": None}})
+        assert status == 200 and len(answer) == len(texts)
+        for ours, theirs in zip(answer, expected, strict=True):
+            assert _scores(ours) == pytest.approx(_scores(theirs), abs=PROBABILITY_TOLERANCE)
+            assert set(_scores(ours)) == set(names)
+        for parameters in ({"top_k": 5}, {"function_to_apply": "softmax", "top_k": 3}, {"function_to_apply": "none"}):
+            payload = {"inputs": texts[1], "parameters": parameters}
+            status, answer = http_request(url, "POST", body=payload)
+            assert status == 200
+            assert _scores(answer) == pytest.approx(_scores(handler(payload)), abs=PROBABILITY_TOLERANCE)
+        status, answer = http_request(url, "POST", body={"inputs": {"text": "服务人员态度", "text_pair": REVIEW}})
+        assert status == 400 and answer["error"].startswith("this model classifies single texts: ")
+        with pytest.raises(ValueError, match=re.escape(answer["error"])):
+            handler({"inputs": {"text": "服务人员态度", "text_pair": REVIEW}})
+        assert http_request(url)[1]["multi_label"] is True
+    finally:
+        stop_server(proc, lines)
+
+
+def test_serve_answers_a_text_pair_model_as_the_pipeline_and_the_handler(asap_pairs, tmp_path, local_http_client):
+    """``hfsent serve`` on the pair checkpoint takes the hosted payload of text pairs, ``{"inputs": {"text": ...,
+    "text_pair": ...}}`` or a list of them: P(pos) equal to the stock pipeline's, labels equal to the handler's."""
+    from huggingface_hub import InferenceClient
+
+    from ..inference.test_serve import request as http_request
+    from ..inference.test_serve import start_server, stop_server
+
+    rows = _data(asap_pairs)[:6]
+    pairs = [{"text": row["aspect"], "text_pair": row["review"]} for row in rows]
+    clf = pipeline("text-classification", model=str(asap_pairs))
+    expected = [_scores(clf(pair, top_k=None, truncation="only_second"))["pos"] for pair in pairs]
+    handler = EndpointHandler(str(asap_pairs))
+    proc, url, lines = start_server(asap_pairs, log_path=tmp_path / "serve.log", banner="threshold 0.5, text pairs")
+    try:
+        # The client's text-classification request: its annotation says str, and it sends any input as "inputs",
+        # here the hosted task's text pair; it returns the first (decided) label.
+        top = InferenceClient(model=url, timeout=30).text_classification(pairs[0])
+        p = top.score if top.label == "pos" else 1 - top.score
+        assert p == pytest.approx(expected[0], abs=PROBABILITY_TOLERANCE)
+        assert top.label == handler({"inputs": pairs[0]})[0]["label"]
+        status, answer = http_request(url, "POST", body={"inputs": pairs, "parameters": {"top_k": None}})
+        assert status == 200 and len(answer) == len(pairs)
+        assert [_scores(a)["pos"] for a in answer] == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
+        decided = handler({"inputs": pairs})
+        for ours, theirs, p in zip(answer, decided, expected, strict=True):
+            if decisive([p])[0]:
+                assert ours[0]["label"] == theirs["label"]
+        status, answer = http_request(url, "POST", body={"inputs": REVIEW})
+        assert status == 400 and answer["error"].startswith("this model classifies text pairs: ")
+        with pytest.raises(ValueError, match=re.escape(answer["error"])):
+            handler({"inputs": REVIEW})
+        assert http_request(url)[1]["text_pairs"] is True
+    finally:
+        stop_server(proc, lines)
+
+
+# `hfsent export` prints one line per graph: a neg/pos model's P(pos), a multi-label model's every label's probability
+PARITY = re.compile(
+    r"(model(?:_int8)?\.onnx): max \|P\((?:pos|label)\) - torch\| = (\S+), (?:labels|decisions) agree on (\d+)/(\d+)"
+)
+
+
+@pytest.mark.parametrize("kind", ["labels", "pairs"])
+def test_export_onnx_with_parity_and_predict_on_the_export(kind, request, tmp_path):
+    """``hfsent export --onnx --quantize int8`` on both checkpoints (the pair graph takes token_type_ids), parity
+    printed on the test split; then ``hfsent predict`` on the export folder (ONNX Runtime, int8) gives torch's
+    labels wherever torch's probability lies further from the threshold than the printed int8 difference."""
+    from ..inference.test_export import INT8_TOLERANCE
+
+    path = request.getfixturevalue(f"asap_{kind}")
+    rows = _data(path)
+    source = tmp_path / "test.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    columns = (
+        ["--text-column", "review"] if kind == "labels" else ["--text-column", "aspect", "--text-pair-column", "review"]
+    )
+    out = tmp_path / "onnx"
+    proc = run_cli(
+        "export", str(path), str(out), "--onnx", "--quantize", "int8", "--parity-file", str(source), *columns,
+        "--parity-samples", str(len(rows)), "--threads", "1",
+    )  # fmt: skip
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    names = list(config["id2label"].values())
+    reports = {m[0]: (float(m[1]), int(m[2]), int(m[3])) for m in PARITY.findall(proc.stdout)}
+    assert set(reports) == {"model.onnx", "model_int8.onnx"}, proc.stdout
+    decisions = len(rows) * (len(names) if kind == "labels" else 1)
+    assert reports["model.onnx"][0] < PROBABILITY_TOLERANCE and reports["model.onnx"][2] == decisions
+    int8_diff = reports["model_int8.onnx"][0]
+    assert int8_diff < INT8_TOLERANCE
+
+    import onnx
+
+    graph_inputs = [i.name for i in onnx.load(str(out / "model.onnx"), load_external_data=False).graph.input]
+    assert ("token_type_ids" in graph_inputs) == (kind == "pairs")
+
+    predicted = tmp_path / "predicted.jsonl"
+    proc = run_cli("predict", str(out), "-i", str(source), "-o", str(predicted), *columns, "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = [json.loads(line) for line in predicted.read_text(encoding="utf-8").splitlines()]
+    texts = [r["review"] if kind == "labels" else r["aspect"] for r in rows]
+    pairs = None if kind == "labels" else [r["review"] for r in rows]
+    torch_results = hfsent.predict(texts, str(path), text_pairs=pairs)
+    clear = 0
+    if kind == "labels":
+        thresholds = dict(zip(names, hfsent.HfSentConfig.from_pretrained(path).label_thresholds(), strict=True))
+        for row, result in zip(written, torch_results, strict=True):
+            chosen = set(filter(None, row["pred_labels"].split("|")))
+            for name, p in result["scores"].items():
+                if decisive([p], thresholds[name], 1.01 * int8_diff)[0]:
+                    clear += 1
+                    assert (name in chosen) == (name in result["labels"]), (name, p, row[f"pred_prob_{name}"])
+    else:
+        for row, result in zip(written, torch_results, strict=True):
+            if decisive([result["positive_probability"]], 0.5, 1.01 * int8_diff)[0]:
+                clear += 1
+                assert row["pred_label"] == result["label"], (row, result)
+    print(f"{kind}: torch's labels on {clear}/{decisions} decisions clear of the threshold by the int8 difference")
+    assert clear > 0

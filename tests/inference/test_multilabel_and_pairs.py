@@ -104,13 +104,70 @@ def test_the_wrong_kind_of_input_is_refused_naming_what_to_send(pair_dir, tiny_c
         hfsent.predict(["服务"], str(tiny_checkpoint), text_pairs=["很好"])
 
 
-@pytest.mark.parametrize("command", ["serve", "export"])
-def test_commands_that_do_not_run_multilabel_models_yet_say_so(command, multilabel_dir, tmp_path):
-    args = ["--port", "0"] if command == "serve" else [str(tmp_path / "onnx"), "--onnx"]
-    proc = run_cli(command, str(multilabel_dir), *args)
-    assert proc.returncode == 2
-    assert "is a multi-label model, which hfsent " + command + " does not run yet" in proc.stderr
-    assert "Traceback" not in proc.stderr
+@pytest.mark.parametrize("kind", ["multi", "pair"])
+def test_the_server_answers_as_the_handler(kind, multilabel_dir, pair_dir):
+    """In this process (`hfsent serve` itself runs in tests/conformance/test_aspect_checkpoints.py): the same
+    answers as the handler, and the wrong kind of input refused with the handler's words."""
+    import threading
+
+    from hfsent.inference import load_backend
+    from hfsent.inference.server import InferenceServer
+
+    from .test_serve import approx_answer, request
+
+    path = multilabel_dir if kind == "multi" else pair_dir
+    pairs = [{"text": a, "text_pair": t} for a, t in zip(ASPECTS, TEXTS, strict=True)]
+    inputs = TEXTS if kind == "multi" else pairs
+    payloads = [
+        {"inputs": inputs[0]},
+        {"inputs": inputs, "parameters": {"top_k": None}},
+        {"inputs": inputs, "parameters": {"function_to_apply": "none", "top_k": 2}},
+    ]
+    handler = EndpointHandler(str(path))
+    server = InferenceServer(("127.0.0.1", 0), load_backend(str(path), "torch", threads=1))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for payload in payloads:
+            status, answer = request(server.url, "POST", body=payload)
+            assert status == 200 and answer == approx_answer(handler(payload))
+        wrong = {"inputs": TEXTS[0]} if kind == "pair" else {"inputs": pairs[0]}
+        status, answer = request(server.url, "POST", body=wrong)
+        with pytest.raises(ValueError) as err:
+            handler(wrong)
+        assert (status, answer) == (400, {"error": str(err.value)})
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_serve_and_export_usage_errors_for_labels_and_pairs(
+    multilabel_dir, pair_dir, tiny_checkpoint, tmp_path, capsys
+):
+    from hfsent import cli
+
+    (tmp_path / "in.jsonl").write_text('{"aspect": "服务", "review": "很好"}\n', encoding="utf-8")
+    cases = [
+        (
+            ["serve", str(multilabel_dir), "--threshold", "0.7"],
+            f"{str(multilabel_dir)!r} is a multi-label model, whose answers rank every label by its score",
+        ),
+        (
+            ["export", str(pair_dir), str(tmp_path / "out"), "--onnx", "--parity-file", str(tmp_path / "in.jsonl")],
+            f"{str(pair_dir)!r} classifies text pairs: give --text-pair-column with --parity-file",
+        ),
+        (
+            ["export", str(tiny_checkpoint), str(tmp_path / "out"), "--onnx", "--parity-file",
+             str(tmp_path / "in.jsonl"), "--text-pair-column", "review"],
+            f"{str(tiny_checkpoint)!r} classifies single texts: leave --text-pair-column out",
+        ),
+    ]  # fmt: skip
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"hfsent {argv[0]}: error: {message}" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_predict_command_writes_a_probability_column_per_label(multilabel_dir, tmp_path):
