@@ -181,3 +181,36 @@ def test_a_bert_config_still_makes_the_bert_model():
     assert config.backbone_config is None and config.backbone_type == "bert" and config.pooling == "cls"
     assert "backbone_config" not in config.to_diff_dict()
     assert hasattr(hfsent.HfSentModel(config), "bert")
+
+
+def test_gradient_checkpointing_and_attention_implementations_give_the_same_training_step(family):
+    """What decoder (and encoder) users switch on: gradient checkpointing and SDPA, against eager attention."""
+    model_type, directory, _ = family
+    ids = torch.tensor([[5, 6, 7, 8, 9], [9, 10, 11, PAD, PAD]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    labels = torch.tensor([1, 0])
+
+    def step(checkpointing: bool = False, **kwargs) -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        model = hfsent.HfSentModel.from_pretrained(directory, **kwargs)
+        assert model.base_model.config._attn_implementation == kwargs["attn_implementation"]
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            assert model.is_gradient_checkpointing
+        for module in model.modules():  # no dropout: the runs must compute the same function
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        return loss.item(), model.get_input_embeddings().weight.grad.clone()
+
+    eager_loss, eager_grad = step(attn_implementation="eager")
+    backbone_class = AutoModel._model_mapping[type(AutoConfig.for_model(model_type))]
+    runs = [{"attn_implementation": "eager", "checkpointing": True}]
+    if getattr(backbone_class, "_supports_sdpa", False):
+        runs.append({"attn_implementation": "sdpa"})
+    for kwargs in runs:
+        loss, grad = step(**kwargs)
+        assert loss == pytest.approx(eager_loss, abs=1e-5), kwargs
+        assert torch.allclose(grad, eager_grad, atol=1e-5), kwargs
