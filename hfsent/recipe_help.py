@@ -24,6 +24,7 @@ RECORD_FILE = Path(__file__).with_name("recipe_help.json")
 # action attributes argparse's help formatting reads as values (every other attribute it reads as `%(name)s` text)
 _VALUES = ("option_strings", "dest", "nargs", "choices", "required", "help", "metavar")
 _SUPPRESS = {"suppress": True}  # argparse.SUPPRESS, which argparse tells apart by identity
+_SET_WHEN_ADDED = ("container",)  # what argparse sets on an action when it is added to a parser or group
 
 
 def versions() -> dict[str, str]:
@@ -45,6 +46,8 @@ def _text(value: Any) -> str:
 def _describe_action(action: argparse.Action) -> dict[str, Any]:
     described: dict[str, Any] = {}
     for name, value in vars(action).items():
+        if name in _SET_WHEN_ADDED:
+            continue
         if value is argparse.SUPPRESS:
             described[name] = _SUPPRESS
         elif name == "choices":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from ..errors import report_error
 from ..recipe_help import is_help_request, print_recorded_help
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if is_help_request(argv):
         print_recorded_help(PROG)  # exits; returns when the help must be rendered from the dataclasses
-    from ..errors import report_error
     from ..finetune import finetune, format_results
     from ..hub import HubError
     from ..recipe import run_recipe_command
