@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install quickstart test lint docs remote-code-matrix transformers-tests
+.PHONY: install quickstart test lint docs remote-code-matrix transformers-tests recipe-help
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) .ci/check_imports.py
 	$(PY) .ci/check_docstrings.py
+
+# record `hfsent train/pretrain --help` in hfsent/recipe_help.json (printed without importing torch); run after
+# changing a recipe key's help or default, or upgrading transformers: tests/cli/test_help.py fails until then
+recipe-help: install
+	$(PY) .ci/recipe_help.py
 
 # the documentation site into site/; --strict: any warning (a broken link, anchor or API reference) fails
 docs: install

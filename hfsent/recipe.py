@@ -266,6 +266,13 @@ def _warn_deprecated(old: str, new: str, source: str) -> None:
     )
 
 
+def recipe_parser(prog: str, dataclass_types: Sequence[type], description: str) -> RecipeParser:
+    """The parser of the recipe command ``prog`` (``hfsent train``): its usage line, description and keys."""
+    return RecipeParser(
+        dataclass_types, prog=prog, usage=f"{prog} [recipe.yaml] [--key value ...]", description=description
+    )
+
+
 def run_recipe_command(
     prog: str,
     dataclass_types: Sequence[type],
@@ -279,9 +286,7 @@ def run_recipe_command(
     setting) is printed as one line ``<prog>: error: ...`` and gives exit code 2. An output folder that
     cannot be written raises its `OSError` before ``run`` starts (see `hfsent.cli`).
     """
-    parser = RecipeParser(
-        dataclass_types, prog=prog, usage=f"{prog} [recipe.yaml] [--key value ...]", description=description
-    )
+    parser = recipe_parser(prog, dataclass_types, description)
     try:
         parsed = parser.parse_recipe(sys.argv[1:] if argv is None else argv)
         training_args = next((a for a in parsed if isinstance(a, TrainingArguments)), None)

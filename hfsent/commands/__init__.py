@@ -1,15 +1,20 @@
 """The ``hfsent`` CLI's commands, one module each, each with ``main(argv) -> int``.
 
-Options shared by the inference commands (``predict``, ``serve``, ``export``) are defined here once.
+Options shared by the inference commands (``predict``, ``serve``, ``export``) are defined here once. A command
+imports torch, transformers and the like only once its arguments are parsed, so that its ``--help`` is quick.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..datasource import is_missing_local_path
 from ..errors import first_line
-from ..inference import BACKENDS, InferenceBackend, validate_threshold
+from ..inference.defaults import BACKENDS
+
+if TYPE_CHECKING:
+    from ..inference import InferenceBackend
 
 
 def positive_int(value: str) -> int:
@@ -25,6 +30,8 @@ def positive_int(value: str) -> int:
 
 def threshold(value: str) -> float:
     """argparse type: a decision threshold strictly between 0 and 1."""
+    from ..inference.labels import validate_threshold
+
     try:
         return validate_threshold(float(value))
     except ValueError as err:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..configuration_hfsent import MULTI_LABEL
 from ..errors import report_error
 from . import load_backend_or_exit, positive_int
 
@@ -20,7 +19,7 @@ FP32_TOLERANCE = 1e-3
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent export`` argument parser."""
-    from ..inference.export import QUANTIZATIONS
+    from ..inference.defaults import QUANTIZATIONS
 
     parser = argparse.ArgumentParser(prog="hfsent export", description=DESCRIPTION)
     parser.add_argument("model", metavar="MODEL", help="an hfsent checkpoint (folder or Hub id)")
@@ -100,6 +99,7 @@ def main(argv: list[str]) -> int:
     if out.exists() and not out.is_dir():
         parser.error(f"OUT exists and is not a folder: {args.out!r}")
 
+    from ..configuration_hfsent import MULTI_LABEL
     from ..inference import load_backend
     from ..inference.export import export_onnx, parity
 

@@ -16,7 +16,7 @@ pred_error says why, the summary counts them, and the run goes on. The file is s
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent predict`` argument parser."""
-    from ..inference.files import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
+    from ..inference.defaults import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
 
     parser = argparse.ArgumentParser(prog="hfsent predict", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -53,10 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run ``hfsent predict``; exit code 2 for unusable arguments or files."""
-    from ..inference.files import InputError, TableReader, check_output_path, predict_file
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..inference.files import InputError, TableReader, check_output_path, predict_file
+
     try:  # every check on the files before the model is loaded
         reader = TableReader(args.input)
         text_column = reader.resolve_text_column(args.text_column)

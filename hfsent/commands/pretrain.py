@@ -4,8 +4,12 @@ decoder (``objective: causal_lm``)."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from ..recipe import run_recipe_command
+from ..recipe_help import is_help_request, print_recorded_help
+
+if TYPE_CHECKING:
+    from ..recipe import RecipeParser
 
 PROG = "hfsent pretrain"
 DESCRIPTION = (
@@ -16,14 +20,30 @@ DESCRIPTION = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse a recipe (YAML + CLI overrides) and pretrain; a bad recipe exits 2 with a one-line error."""
-    from ..pretrain import PretrainDataArguments, PretrainModelArguments, run_pretraining
+def recipe_dataclasses() -> tuple[type, ...]:
+    """The dataclasses a recipe of ``hfsent pretrain`` parses into (importing them imports torch)."""
+    from ..pretrain import PretrainDataArguments, PretrainModelArguments
     from ..training_args import RunTrainingArguments
 
-    code, parsed, metrics = run_recipe_command(
-        PROG, (PretrainModelArguments, PretrainDataArguments, RunTrainingArguments), DESCRIPTION, run_pretraining, argv
-    )
+    return PretrainModelArguments, PretrainDataArguments, RunTrainingArguments
+
+
+def build_parser() -> RecipeParser:
+    """The ``hfsent pretrain`` parser, from its dataclasses (``--help`` prints it as recorded: `hfsent.recipe_help`)."""
+    from ..recipe import recipe_parser
+
+    return recipe_parser(PROG, recipe_dataclasses(), DESCRIPTION)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse a recipe (YAML + CLI overrides) and pretrain; a bad recipe exits 2 with a one-line error."""
+    argv = sys.argv[1:] if argv is None else argv
+    if is_help_request(argv):
+        print_recorded_help(PROG)  # exits; returns when the help must be rendered from the dataclasses
+    from ..pretrain import run_pretraining
+    from ..recipe import run_recipe_command
+
+    code, parsed, metrics = run_recipe_command(PROG, recipe_dataclasses(), DESCRIPTION, run_pretraining, argv)
     if code == 0 and parsed[2].process_index == 0:
         if "eval_loss" in metrics:
             accuracy = f", masked-token accuracy {metrics['eval_accuracy']:.4f}" if "eval_accuracy" in metrics else ""

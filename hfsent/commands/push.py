@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import report_error
-from ..hub import HubError, plan_push, push_to_hub
 
 PROG = "hfsent push"
 
@@ -89,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..hub import HubError, plan_push, push_to_hub
+
     try:
         if args.dry_run:
             plan = plan_push(args.output_dir, args.repo_id, include_checkpoints=args.include_checkpoints)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..configuration_hfsent import MULTI_LABEL
 from ..errors import report_error
 from . import add_model_arguments, load_backend_or_exit, positive_int
 
@@ -21,7 +20,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfsent serve`` argument parser."""
-    from ..inference.server import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
+    from ..inference.defaults import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
 
     parser = argparse.ArgumentParser(prog="hfsent serve", description=DESCRIPTION)
     add_model_arguments(parser)
@@ -56,10 +55,12 @@ def main(argv: list[str]) -> int:
     import socket
 
     from ..cli import EXIT_INTERRUPTED
-    from ..inference.server import InferenceServer
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..configuration_hfsent import MULTI_LABEL
+    from ..inference.server import InferenceServer
+
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_wait_ms < 0:

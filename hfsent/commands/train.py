@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import report_error
-from ..finetune import DataArguments, HfSentTrainingArguments, ModelArguments, finetune, format_results
-from ..hub import HubError
-from ..recipe import run_recipe_command
+from ..recipe_help import is_help_request, print_recorded_help
+
+if TYPE_CHECKING:
+    from ..recipe import RecipeParser
 
 PROG = "hfsent train"
 DESCRIPTION = (
@@ -16,12 +18,31 @@ DESCRIPTION = (
 )
 
 
+def recipe_dataclasses() -> tuple[type, ...]:
+    """The dataclasses a recipe of ``hfsent train`` parses into (importing them imports torch)."""
+    from ..finetune import DataArguments, HfSentTrainingArguments, ModelArguments
+
+    return ModelArguments, DataArguments, HfSentTrainingArguments
+
+
+def build_parser() -> RecipeParser:
+    """The ``hfsent train`` parser, from its dataclasses (``--help`` prints it as recorded: `hfsent.recipe_help`)."""
+    from ..recipe import recipe_parser
+
+    return recipe_parser(PROG, recipe_dataclasses(), DESCRIPTION)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse a recipe (YAML + CLI overrides) and fine-tune; bad input exits 2 with a one-line error."""
+    argv = sys.argv[1:] if argv is None else argv
+    if is_help_request(argv):
+        print_recorded_help(PROG)  # exits; returns when the help must be rendered from the dataclasses
+    from ..finetune import finetune, format_results
+    from ..hub import HubError
+    from ..recipe import run_recipe_command
+
     try:
-        code, parsed, results = run_recipe_command(
-            PROG, (ModelArguments, DataArguments, HfSentTrainingArguments), DESCRIPTION, finetune, argv
-        )
+        code, parsed, results = run_recipe_command(PROG, recipe_dataclasses(), DESCRIPTION, finetune, argv)
     except HubError as err:  # push_to_hub: no token (every process, before training) or a failed push (model saved)
         report_error(PROG, str(err))  # no token: alike on every process; a push: rank 0 alone
         return 1

@@ -24,11 +24,10 @@ from transformers import (
 from ..outputs import WEIGHT_FILES
 from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
+from .defaults import BACKENDS
 
-BACKENDS = ("torch", "onnx")
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
-QUANTIZATIONS = ("int8",)
 # ONNX Runtime graph rewrites left out. SkipLayerNormFusion merges residual Add + LayerNormalization into its
 # SkipLayerNormalization kernel, which on CPU (onnxruntime 1.32, x86-64) took 31 % of the int8 model's time,
 # far more than the two ops it replaces. Without it the int8 model scored 1.34x as many reviews per second

@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backends import INT8_FILE, ONNX_FILE, InferenceBackend, load_model_and_tokenizer
+from .defaults import QUANTIZATIONS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-QUANTIZATIONS = ("int8",)
 
 
 @contextlib.contextmanager

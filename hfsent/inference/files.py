@@ -24,20 +24,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..configuration_hfsent import MULTI_LABEL
-from ..datasource import FILE_FORMATS
 from ..endpoint_handler import text_problem
 from .backends import InferenceBackend
+from .defaults import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
 from .labels import label_result, validate_threshold
 
-# the data files hfsent reads (hfsent.datasource.FILE_FORMATS) that can be streamed row by row
-INPUT_FORMATS = {suffix: fmt.stream for suffix, fmt in FILE_FORMATS.items() if fmt.stream}
-OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-# The text column when --text-column is not given: the first of these present, else the only column.
-TEXT_COLUMN_CANDIDATES = ("review", "text", "sentence", "content")
 PLAIN_TEXT_COLUMN = "text"
 OUTPUT_FIELDS = ("label", "score", "positive_probability", "error")
-DEFAULT_PREFIX = "pred_"
-CHUNK_ROWS = 2048
 
 
 class InputError(ValueError):

@@ -19,9 +19,8 @@ from typing import Any
 from ..configuration_hfsent import MULTI_LABEL
 from .backends import InferenceBackend
 from .batching import TOKENS_PER_TEXT
+from .defaults import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS
 
-DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_MAX_WAIT_MS = 5.0
 # The longest text a model call counts on when the request sets no max_length (BERT's usual position count).
 DEFAULT_TOKENS_PER_TEXT_CAP = 512
 

@@ -43,12 +43,10 @@ import torch
 from ..configuration_hfsent import MULTI_LABEL
 from ..endpoint_handler import check_input_kind, format_multilabel, format_predictions, parse_payload
 from .backends import InferenceBackend
+from .defaults import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUTS, DEFAULT_MAX_WAIT_MS
 from .labels import validate_threshold
-from .microbatch import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, MicroBatcher
+from .microbatch import MicroBatcher
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-# Texts per request; more get 413 (a request is scored in chunks, so this bounds memory, not latency).
-DEFAULT_MAX_INPUTS = 10_000
 # An oversized body gets its 413 at once (with ``Connection: close``); then up to this much of it is read and
 # dropped, for at most DRAIN_SECONDS, so that a client still sending sees the answer (closing a socket with unread
 # data resets the connection, and the client would get a broken pipe instead); past that the connection is closed.

@@ -10,10 +10,22 @@ import textwrap
 
 import pytest
 
+from hfsent.cli import COMMANDS
+
 from ..fixtures.helpers import ROOT
 
-# What `import hfsent` and `hfsent --help` must not import: the heavy libraries only some commands need.
-HEAVY = ("torch", "transformers", "transformers.trainer", "peft", "accelerate", "onnxruntime", "onnx", "datasets")
+# What `import hfsent` and `hfsent [command] --help` must not import: the heavy libraries only some commands need.
+HEAVY = (
+    "torch",
+    "transformers",
+    "transformers.trainer",
+    "peft",
+    "accelerate",
+    "onnxruntime",
+    "onnx",
+    "datasets",
+    "huggingface_hub",
+)
 
 
 def _python(code: str) -> dict:
@@ -38,13 +50,15 @@ def _python(code: str) -> dict:
         "import hfsent",
         "from hfsent.cli import main; main(['--help'])",
         "from hfsent.cli import main; main(['--version'])",
+        # every command's --help (argparse exits through SystemExit; train's and pretrain's: see hfsent.recipe_help)
+        *(f"from hfsent.cli import main; main([{command!r}, '--help'])" for command in sorted(COMMANDS)),
     ],
 )
 def test_import_hfsent_and_help_import_no_heavy_library(statement):
     loaded = _python(
         f"""
         import contextlib, io, json, sys
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
             {statement}
         print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
         """
