@@ -64,15 +64,20 @@ def test_command_line_keys_must_be_exact(option, tmp_path, tokenizer_dir, review
     assert not (tmp_path / "out").exists()
 
 
-def test_a_gpt2_checkpoint_is_rejected_by_its_model_type(tmp_path, tokenizer_dir, review_csv, capsys):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def test_a_checkpoint_no_backbone_family_handles_is_rejected_by_its_model_type(
+    tmp_path, tokenizer_dir, review_csv, capsys
+):
+    # GPT-2, Qwen2, RoBERTa, ... checkpoints start a model (tests/conformance/test_backbone_checkpoints.py); T5 does not
+    from transformers import T5Config, T5ForConditionalGeneration
 
-    gpt2 = tmp_path / "gpt2"
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=64)).save_pretrained(gpt2)
-    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(gpt2), config_overrides=None)
+    t5 = tmp_path / "t5"
+    config = T5Config(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, vocab_size=64)
+    T5ForConditionalGeneration(config).save_pretrained(t5)
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(t5), config_overrides=None)
     assert hfsent_main(["train", str(recipe)]) == 2
     line = _one_error_line(capsys)
-    assert "'gpt2'" in line and str(gpt2) in line and "'bert'" in line and "'hfsent'" in line
+    assert "'t5'" in line and str(t5) in line
+    assert all(f"'{t}'" in line for t in ("bert", "hfsent", "roberta", "ernie", "deberta-v2", "gpt2", "qwen2", "llama"))
     assert not (tmp_path / "out").exists()
 
 
