@@ -5,9 +5,27 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, TokenizersBackend
 
 DEFAULT_MODEL_MAX_LENGTH = 512
+
+# transformers 5 saves its generic fast tokenizer (a tokenizer.json with no class of its own: a byte-level BPE made with
+# `tokenizers`, causal-LM pretraining's) as ``tokenizer_class: TokenizersBackend``, a name transformers 4 (4.51.3 runs
+# Inference Endpoints' toolkit) does not know. Saved under this subclass's name it reads ``PreTrainedTokenizerFast``,
+# which transformers 4 loads from the same tokenizer.json and transformers 5 as its alias of `TokenizersBackend`.
+PreTrainedTokenizerFast = type(
+    "PreTrainedTokenizerFast",
+    (TokenizersBackend,),
+    {"__module__": __name__, "__doc__": "`TokenizersBackend`, saved under the name every transformers version loads."},
+)
+
+
+def portable_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """``tokenizer``, saved from now on with a ``tokenizer_class`` transformers 4 and 5 both load: a generic
+    `TokenizersBackend` becomes a `PreTrainedTokenizerFast` (same object, same behaviour); any other is left as is."""
+    if type(tokenizer) is TokenizersBackend:
+        tokenizer.__class__ = PreTrainedTokenizerFast
+    return tokenizer
 
 
 def load_tokenizer(
@@ -20,7 +38,7 @@ def load_tokenizer(
     token pads with its end-of-text token (a decoder's, such as GPT-2's: what transformers' docs do), else is refused
     unless ``require_pad_token`` is False (causal-LM pretraining packs blocks and pads nothing).
     """
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    tokenizer = portable_tokenizer(AutoTokenizer.from_pretrained(name_or_path, **kwargs))
     if model_max_length is not None:
         tokenizer.model_max_length = model_max_length
     elif tokenizer.model_max_length is None or tokenizer.model_max_length > 100_000:

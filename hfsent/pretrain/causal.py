@@ -3,7 +3,8 @@
 A BERT vocabulary (bert-base-chinese) has no BOS/EOS. `causal_lm_tokenizer` makes it a decoder's tokenizer
 the GPT-2 way: ``[SEP]`` is the document separator, BOS and EOS at once; ``[PAD]`` pads; and encoding a
 text adds no special token (BERT's ``[CLS] text [SEP]`` would end every prompt with the end of a document).
-It is saved as a generic ``TokenizersBackend`` (``BertTokenizer`` would rebuild its post-processor on load),
+It is saved as a generic ``TokenizersBackend`` (``BertTokenizer`` would rebuild its post-processor on load; the name
+written is ``PreTrainedTokenizerFast``, which transformers 4 loads too: `hfsent.tokenizer.portable_tokenizer`),
 so that ``pipeline("text-generation")`` continues a prompt as the model was trained.
 """
 
@@ -17,6 +18,7 @@ from tokenizers.processors import TemplateProcessing
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase, TokenizersBackend, Trainer
 
 from ..errors import RecipeError
+from ..tokenizer import portable_tokenizer
 
 logger = logging.getLogger("hfsent")
 
@@ -54,6 +56,7 @@ def causal_lm_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokeniz
             padding_side="left",  # batched generation: prompts end where generation starts
             **specials,
         )
+        tokenizer = portable_tokenizer(tokenizer)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
         logger.warning(

@@ -160,6 +160,9 @@ def test_train_output_names_its_backbone(run, family):
         assert f"| backbone | {family} |" in card
     results = json.loads((run / "all_results.json").read_text())
     assert results["test_accuracy"] > 0.5  # separable reviews: the run learned something
+    # a generic fast tokenizer (GPT-2's byte-level BPE here) is saved under a class transformers 4 loads too
+    tokenizer_class = json.loads((run / "tokenizer_config.json").read_text())["tokenizer_class"]
+    assert tokenizer_class != "TokenizersBackend"
 
 
 def test_pipeline_truncates_long_input(run, expected):

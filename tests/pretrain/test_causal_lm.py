@@ -144,6 +144,8 @@ def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
     assert model.config.model_type == model_type
     assert model.config.eos_token_id == tokenizer.eos_token_id is not None
     assert model.config.pad_token_id == tokenizer.pad_token_id is not None
+    # saved under a tokenizer class transformers 4 (Inference Endpoints' 4.51.3) loads too
+    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     if vocabulary == "bert":  # [SEP] separates documents (EOS and BOS), [PAD] pads, nothing is added to a text
         assert tokenizer.eos_token == tokenizer.bos_token == "[SEP]" and tokenizer.pad_token == "[PAD]"
         assert tokenizer("物流很快")["input_ids"] == tokenizer.convert_tokens_to_ids(list("物流很快"))
