@@ -226,6 +226,7 @@ def schedule(
     between=None,
     deadline: float | None = None,
     fail_fast: bool = False,
+    resume: bool = False,
 ) -> None:
     """Run ``jobs`` at most ``parallel`` at a time, each after its ``after`` job succeeded; call ``on_done(job)``.
 
@@ -233,6 +234,8 @@ def schedule(
     At ``deadline`` (a `time.time()`), jobs not started are dropped and running ones interrupted (Ctrl-C); with
     ``fail_fast``, so is everything once a job fails.
     Fine-tuning runs start with a lower priority (nice 5) than pretraining, which the others wait for.
+    With ``resume``, a job whose output folder already holds an ``all_results.json`` (an earlier invocation's, with
+    the same ``work``) is not run again: it counts as done, its ``seconds`` None.
     """
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
@@ -260,6 +263,11 @@ def schedule(
             if job.after is not None and any(j.name == job.after for j in waiting + running):
                 continue  # its encoder is still pretraining
             waiting.remove(job)
+            if resume and (job.output_dir / "all_results.json").is_file():
+                print(f"[{time.strftime('%H:%M:%S')}] reused {job.name}: {job.output_dir}", flush=True)
+                job.returncode = done[job.name] = 0
+                on_done(job)
+                continue
             if job.after is not None and done.get(job.after) != 0:
                 job.returncode = -1  # its encoder failed: not run
                 done[job.name] = -1
@@ -335,6 +343,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few rows and steps of everything")
     parser.add_argument("--deadline", type=float, help="seconds: stop starting runs and interrupt running ones then")
     parser.add_argument("--fail-fast", action="store_true", help="stop everything once a run fails")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="do not run again what an earlier invocation with the same --work finished (its all_results.json)",
+    )
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     for path in (REVIEWS_CSV, NEWS, BERT_BASE_CHINESE):
@@ -411,15 +424,21 @@ def main() -> None:
                 after = None if encoder is None else f"pretrain-{encoder}"
                 finetunes.append(Job(name, command, out, after))
                 arm_of[name] = (evaluation, arm, seed)
-    # random-init runs first: they need no encoder, so they fill the CPUs while the encoders pretrain; then seed by
-    # seed, so that a run cut short by --deadline still has every arm's first seeds
-    jobs += sorted(finetunes, key=lambda job: (job.after is not None, arm_of[job.name][2]))
+    # seed by seed, so that a run cut short by --deadline still has every arm's first seeds; within a seed the
+    # pretrained arms first: while their encoder pretrains they are skipped, and random-init runs fill the CPUs
+    jobs += sorted(finetunes, key=lambda job: (arm_of[job.name][2], job.after is None))
     report["commands"] = {job.name: shlex.join(job.command) for job in jobs}
     if args.dry_run:
         print("\n".join(f"$ {c}" for c in report["commands"].values()))
         return
 
     results_path = work / "results.json"
+    earlier: dict = {}  # --resume: the runs of the earlier invocation's results.json, by job name
+    if args.resume and results_path.is_file():
+        previous = json.loads(results_path.read_text(encoding="utf-8"))
+        earlier = {f"pretrain-{name}": entry for name, entry in previous.get("encoders", {}).items()}
+        earlier.update(previous.get("runs", {}))
+        report["resumed"] = {"command": previous.get("command"), "seconds": previous.get("seconds")}
     report["runs"], report["encoders"], report["tfidf"] = {}, {}, {}
 
     lock = threading.Lock()  # the TF-IDF thread saves too
@@ -431,6 +450,8 @@ def main() -> None:
 
     def on_done(job: Job) -> None:
         entry = {"returncode": job.returncode, "seconds": job.seconds}
+        if job.returncode == 0 and job.started is None:  # --resume: the earlier invocation's run, and its time
+            entry.update(reused=True, seconds=earlier.get(job.name, {}).get("seconds"))
         results_file = job.output_dir / "all_results.json"
         if job.returncode == 0 and results_file.is_file():
             entry["results"] = json.loads(results_file.read_text(encoding="utf-8"))
@@ -454,7 +475,7 @@ def main() -> None:
 
     threads = max(1, cpus // max(1, args.jobs))
     deadline = started + args.deadline if args.deadline else None
-    schedule(jobs, args.jobs, threads, work, on_done, tfidf, deadline, args.fail_fast)
+    schedule(jobs, args.jobs, threads, work, on_done, tfidf, deadline, args.fail_fast, args.resume)
 
     # 6. the tables
     report["summary"] = {}
