@@ -509,8 +509,9 @@ def main() -> None:
     for encoder, entry in report["encoders"].items():
         res = entry.get("results", {})
         print(
-            f"encoder {encoder}: {entry['seconds']} s, held-out MLM accuracy {res.get('eval_accuracy')}, "
-            f"perplexity {res.get('eval_perplexity')}, {res.get('train_tokens')} training tokens"
+            f"{encoder}: {entry['seconds']} s, held-out loss {res.get('eval_loss')}, perplexity "
+            f"{res.get('eval_perplexity')}, masked-token accuracy (MLM) {res.get('eval_accuracy')}, "
+            f"{res.get('train_tokens')} tokens in the training split"
         )
     save()
     print(f"\nwrote {results_path} ({report['seconds']} s in all)")
