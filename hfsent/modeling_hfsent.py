@@ -297,7 +297,8 @@ class HfSentModel(BertPreTrainedModel):
         from_encoder = "HfSentModel" not in (self.config.architectures or [])
         head = {k for k in missing if k.startswith(("classifier.", "bert.pooler."))}
         if from_encoder and head:
-            logger.info("New sentiment head on the encoder from %s: initialised %s", source, ", ".join(sorted(head)))
+            kind = "decoder" if self.config.is_decoder_backbone else "encoder"
+            logger.info("New sentiment head on the %s from %s: initialised %s", kind, source, ", ".join(sorted(head)))
             missing -= head
         unexpected = sorted(info.get("unexpected_keys") or ())
         mismatched = [k[0] if isinstance(k, (tuple, list)) else k for k in info.get("mismatched_keys") or ()]
