@@ -166,6 +166,10 @@ def build_backbone(config: PretrainedConfig, attn_implementation: str | None = N
     model_class = AutoModel._model_mapping[type(config)]
     if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
         kwargs["add_pooling_layer"] = False
+    if attn_implementation == "sdpa" and not getattr(model_class, "_supports_sdpa", False):
+        # transformers 4.x sets SDPA, its default, on the outer (BERT-based) model before it is built: a backbone
+        # without SDPA (ERNIE's, DeBERTa-v2's there) takes its own default, as a stock model of its family does
+        attn_implementation = None
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     return AutoModel.from_config(config, **kwargs)
