@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,18 +111,21 @@ def test_auto_classes_and_handler_without_hfsent(kind, request):
 def test_predict_command_on_both(asap_labels, asap_pairs, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"aspect": "服务人员态度", "review": REVIEW}, ensure_ascii=False) + "\n", "utf-8")
-    proc = run_cli(
-        "predict", str(asap_labels), "-i", str(source), "-o", str(tmp_path / "l.jsonl"), "--text-column", "review"
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    with ThreadPoolExecutor(1) as pool:  # the two commands side by side
+        labels = pool.submit(
+            run_cli,
+            "predict", str(asap_labels), "-i", str(source), "-o", str(tmp_path / "l.jsonl"), "--text-column", "review",
+        )  # fmt: skip
+        proc = run_cli(
+            "predict", str(asap_pairs), "-i", str(source), "-o", str(tmp_path / "p.jsonl"),
+            "--text-column", "aspect", "--text-pair-column", "review",
+        )  # fmt: skip
+        labels = labels.result()
+    assert labels.returncode == 0, labels.stderr[-2000:]
     row = json.loads((tmp_path / "l.jsonl").read_text(encoding="utf-8"))
     assert sum(k.startswith("pred_prob_") for k in row) == len(
         json.loads((asap_labels / "config.json").read_text())["id2label"]
     )
-    proc = run_cli(
-        "predict", str(asap_pairs), "-i", str(source), "-o", str(tmp_path / "p.jsonl"),
-        "--text-column", "aspect", "--text-pair-column", "review",
-    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "p.jsonl").read_text(encoding="utf-8"))["pred_label"] in ("neg", "pos")
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -75,9 +76,15 @@ ORDERS = {
 }
 
 
-@pytest.mark.parametrize("order", sorted(ORDERS))
-def test_registration_holds_in_every_import_order(order):
-    result = _python(
+@pytest.fixture(scope="module")
+def registrations():
+    """Each of `ORDERS` run in its own fresh interpreter, side by side: order -> the future of its result."""
+    with ThreadPoolExecutor(len(ORDERS)) as pool:
+        yield {order: pool.submit(_registration, order) for order in sorted(ORDERS)}
+
+
+def _registration(order: str) -> dict:
+    return _python(
         ORDERS[order]
         + textwrap.dedent(
             """
@@ -99,6 +106,11 @@ def test_registration_holds_in_every_import_order(order):
             """
         )
     )
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_registration_holds_in_every_import_order(order, registrations):
+    result = registrations[order].result()
     assert result["config"] == "HfSentConfig"
     assert result["AutoModel"] == result["AutoModelForSequenceClassification"] == "HfSentModel"
     if "peft" in ORDERS[order]:

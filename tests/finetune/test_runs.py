@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -139,8 +140,9 @@ def test_tokenizer_training_gives_the_same_vocabulary_every_time():
     assert again == first
 
 
+# 20 steps: a checkpoint every 10, so the run is killed halfway (after checkpoint-10) and resumes for the other 10
 QUICKSTART_BUDGET = [
-    "--max_train_samples", "480", "--max_eval_samples", "64", "--max_test_samples", "64",
+    "--max_train_samples", "320", "--max_eval_samples", "64", "--max_test_samples", "64",
     "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
     "--save_strategy", "steps", "--save_steps", "10", "--eval_strategy", "steps", "--eval_steps", "10",
     "--save_total_limit", "10", "--logging_steps", "10",
@@ -148,20 +150,38 @@ QUICKSTART_BUDGET = [
 
 
 def test_quickstart_prints_no_warnings_and_a_killed_run_resumes_to_the_same_metrics(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **CPU_ONLY}
+    # one torch thread each: the uninterrupted reference run goes on beside the killed and the resumed one
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **CPU_ONLY}
     env.pop("TOKENIZERS_PARALLELISM", None)
     env.pop("PYTHONWARNINGS", None)
     command = [sys.executable, "-W", "default", "-m", "hfsent", "train", "recipes/quickstart.yaml", *QUICKSTART_BUDGET]
-
-    reference = subprocess.run(
-        [*command, "--output_dir", str(tmp_path / "ref")], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    with ThreadPoolExecutor(1) as pool:
+        reference = pool.submit(
+            subprocess.run,
+            [*command, "--output_dir", str(tmp_path / "ref")],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        _kill_and_resume(command, env, tmp_path / "run")
+        reference = reference.result()
     assert reference.returncode == 0, reference.stderr[-3000:]
     warnings = [line for line in reference.stderr.splitlines() if "Warning" in line]
     assert warnings == [], "\n".join(warnings)  # a default CPU fine-tune prints no Python warnings
     assert "\x1b[A" not in reference.stderr and "it/s]" not in reference.stderr  # no progress bars in a log
 
-    out = tmp_path / "run"
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    vocab = [json.loads((d / "tokenizer.json").read_text())["model"]["vocab"] for d in (out, ref)]
+    assert vocab[0] == vocab[1]
+    got = json.loads((out / "all_results.json").read_text())
+    want = json.loads((ref / "all_results.json").read_text())
+    for key in ("test_accuracy", "test_roc_auc", "test_loss", "eval_loss", "threshold"):
+        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
+
+
+def _kill_and_resume(command: list[str], env: dict[str, str], out: Path) -> None:
+    """Run ``command`` into ``out``, SIGKILL it once checkpoint-10 is saved, then resume it to the end."""
     killed = subprocess.Popen(
         [*command, "--output_dir", str(out)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -187,12 +207,6 @@ def test_quickstart_prints_no_warnings_and_a_killed_run_resumes_to_the_same_metr
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "reusing the tokenizer trained for this run" in resumed.stdout
-    vocab = [json.loads((d / "tokenizer.json").read_text())["model"]["vocab"] for d in (out, tmp_path / "ref")]
-    assert vocab[0] == vocab[1]
-    got = json.loads((out / "all_results.json").read_text())
-    want = json.loads((tmp_path / "ref" / "all_results.json").read_text())
-    for key in ("test_accuracy", "test_roc_auc", "test_loss", "eval_loss", "threshold"):
-        assert got[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
 
 
 # ---------------------------------------------------------------------------------- accelerate configs
@@ -250,9 +264,11 @@ def test_cpu_accelerate_configs_run_ddp_as_the_readme_shows(tmp_path, review_csv
     )
     single = _recipe_as_the_readme_shows(tmp_path / "one", None, review_csv, gradient_accumulation_steps=2, **common)
     double = _recipe_as_the_readme_shows(tmp_path / "two", None, review_csv, **common)
-    one = _launch("single-process.yaml", single)
+    with ThreadPoolExecutor(1) as pool:  # the two launches side by side
+        launched = pool.submit(_launch, "single-process.yaml", single)
+        two = _launch("multi-process-cpu.yaml", double)
+        one = launched.result()
     assert one.returncode == 0, one.stderr[-3000:]
-    two = _launch("multi-process-cpu.yaml", double)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "parallel_mode != ParallelMode.DISTRIBUTED" not in two.stdout + two.stderr
     assert json.loads((tmp_path / "two" / "out" / "all_results.json").read_text())["world_size"] == 2

@@ -228,7 +228,7 @@ def test_a_file_holding_the_token_is_never_uploaded(hub, finetuned_dir, tmp_path
     assert hub.requests == []
 
 
-def test_pushed_pretraining_output_has_a_card_naming_the_repo(hub, tokenizer_dir, tmp_path):
+def test_pushed_pretraining_output_has_a_card_naming_the_repo(hub, tokenizer_dir, tmp_path, capsys):
     """`hfsent push` of an `hfsent pretrain` output re-renders the encoder card with the repo id, as it does the
     sentiment card (the card rendered at training time says `your-username/<folder>`)."""
     corpus = tmp_path / "corpus.txt"
@@ -238,8 +238,7 @@ def test_pushed_pretraining_output_has_a_card_naming_the_repo(hub, tokenizer_dir
     assert hfsent_main(["pretrain", str(recipe)]) == 0
     assert "your-username/mlm" in (out / "README.md").read_text(encoding="utf-8")  # before it has a repo
 
-    proc = run_cli("push", str(out), "user/zh-enc", env=hub.env)
-    assert proc.returncode == 0, proc.stderr
+    assert hfsent_main(["push", str(out), "user/zh-enc"]) == 0, capsys.readouterr().err
     [commit] = _new_commits(hub, "user/zh-enc")
     card = commit.files["README.md"].decode()
     assert 'pipeline("fill-mask", model="user/zh-enc")' in card

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from transformers import pipeline
@@ -48,7 +49,15 @@ def test_predict_10k_csv_keeps_order_flags_bad_rows_and_matches_pipeline(model_d
             else:
                 writer.writerow([i, "书籍", text])
 
-    proc = run_cli("predict", str(model_dir), "--input", str(src), "--output", str(out), "--threads", "1")
+    good = [i for i in range(N_ROWS) if i not in BAD_ROWS]
+    with ThreadPoolExecutor(1) as pool:  # the command on one core, the pipeline on the other meanwhile
+        command = pool.submit(
+            run_cli, "predict", str(model_dir), "--input", str(src), "--output", str(out), "--threads", "1"
+        )
+        with one_torch_thread():
+            clf = pipeline("text-classification", model=str(model_dir), batch_size=256)
+            expected = clf([texts[i] for i in good], top_k=None)
+        proc = command.result()
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {N_ROWS} rows" in proc.stdout and "flagged 3 rows" in proc.stdout, proc.stdout
 
@@ -72,11 +81,7 @@ def test_predict_10k_csv_keeps_order_flags_bad_rows_and_matches_pipeline(model_d
     }
     assert all(rows[i]["pred_label"] == "" and rows[i]["pred_score"] == "" for i in BAD_ROWS)
 
-    good = [i for i in range(N_ROWS) if i not in BAD_ROWS]
     assert all(rows[i]["pred_error"] == "" and rows[i]["review"] == texts[i] for i in good)
-    with one_torch_thread():
-        clf = pipeline("text-classification", model=str(model_dir), batch_size=256)
-        expected = clf([texts[i] for i in good], top_k=None)
     # the pipeline pads other batches: P(pos) agrees to PROBABILITY_TOLERANCE, and so do the labels of all texts
     # further than that from the threshold (0.5, where the pipeline's argmax decides)
     want = [next(d["score"] for d in e if d["label"] == "pos") for e in expected]

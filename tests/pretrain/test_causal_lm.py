@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -115,17 +116,33 @@ def _config_dir(tmp_path, model_type: str):
     return out
 
 
-@pytest.mark.parametrize(("model_type", "vocabulary"), [("gpt2", "bert"), ("llama", "bert"), ("qwen2", "byte-level")])
+RUNS = [("gpt2", "bert"), ("llama", "bert"), ("qwen2", "byte-level")]
+
+
+@pytest.fixture(scope="module")
+def one_step_runs(tmp_path_factory, tokenizer_dir, byte_level_tokenizer_dir, news):
+    """Each of `RUNS`: ``hfsent pretrain`` in its own process, the three side by side (each uses one core): model
+    type -> (recipe, output folder, the finished process)."""
+    runs = {}
+    for model_type, vocabulary in RUNS:
+        root = tmp_path_factory.mktemp(model_type)
+        tokenizer_source = tokenizer_dir if vocabulary == "bert" else byte_level_tokenizer_dir
+        recipe = _recipe(root / "r.yaml", _config_dir(root, model_type), tokenizer_source, news, root / "out")
+        runs[model_type] = (recipe, root / "out")
+    recipes = [recipe for recipe, _ in runs.values()]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        procs = list(pool.map(lambda r: run_cli("pretrain", r, "--mlm_probability", "0.3", cwd=ROOT), recipes))
+    return {model_type: (*runs[model_type], proc) for model_type, proc in zip(runs, procs, strict=True)}
+
+
+@pytest.mark.parametrize(("model_type", "vocabulary"), RUNS)
 def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
-    model_type, vocabulary, tmp_path, tokenizer_dir, byte_level_tokenizer_dir, news, review_csv
+    model_type, vocabulary, tmp_path, one_step_runs, review_csv
 ):
     """gpt2 and llama with the zh-mini vocabulary (bert-base-chinese); qwen2 with a byte-level BPE one (transformers
     reloads a qwen2 folder's tokenizer as Qwen2Tokenizer whatever it is: see the error test below). The gpt2 output is
     then continued by ``hfsent pretrain`` and fine-tuned by ``hfsent train`` (the BCE head on its last token)."""
-    out = tmp_path / "out"
-    tokenizer_source = tokenizer_dir if vocabulary == "bert" else byte_level_tokenizer_dir
-    recipe = _recipe(tmp_path / "r.yaml", _config_dir(tmp_path, model_type), tokenizer_source, news, out)
-    proc = run_cli("pretrain", recipe, "--mlm_probability", "0.3", cwd=ROOT)
+    recipe, out, proc = one_step_runs[model_type]
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "mlm_probability ignored" in proc.stderr  # masking keys: ignored with a warning
     assert "held-out: loss" in proc.stdout and "masked-token" not in proc.stdout
