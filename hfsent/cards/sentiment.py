@@ -315,8 +315,10 @@ def collect_finetuning_card_data(model_args, data_args, training_args, splits) -
 
     resolved = recipe_to_dict(model_args, data_args, training_args)
     defaults = _default_recipe(model_args, data_args, training_args)
-    # keys the run filled in with the model's own default (``pooling`` by backbone) are not changes
-    defaults.update({k: resolved[k] for k in getattr(model_args, "filled_in_keys", ()) if k in resolved})
+    # keys the run filled in with the model's own default (``pooling`` by backbone): shown, not as changes
+    filled_in = {k: v for k, v in getattr(model_args, "filled_in", {}).items() if k in resolved}
+    resolved.update(filled_in)
+    defaults.update(filled_in)
     non_default = {
         k: public_value(v)
         for k, v in resolved.items()

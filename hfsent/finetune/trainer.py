@@ -125,9 +125,8 @@ def build_model(
     )
     if model.config.pad_token_id is None:  # a decoder's: pools inputs that come without an attention mask
         model.config.pad_token_id = tokenizer.pad_token_id
-    if model_args.pooling is None:  # the backbone's default, filled in: the card shows it, not as a change
-        model_args.pooling = model.config.pooling
-        model_args.filled_in_keys = {*getattr(model_args, "filled_in_keys", ()), "pooling"}
+    if model_args.pooling is None:  # the backbone's default: the card shows it (not as a change); the recipe keeps null
+        model_args.filled_in = {**getattr(model_args, "filled_in", {}), "pooling": model.config.pooling}
     return model
 
 

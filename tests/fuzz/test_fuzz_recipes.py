@@ -17,6 +17,7 @@ from hfsent.cli import main as hfsent_main
 from ..fixtures.helpers import TINY_OVERRIDES, tiny_recipe
 
 GPT2 = "<gpt2 checkpoint>"
+T5 = "<t5 checkpoint>"  # a model type no backbone family handles (a GPT-2 checkpoint starts a classifier)
 MISSING = "<missing path>"
 
 # (key or fragment the error must name, YAML keys to set, extra command-line arguments)
@@ -60,7 +61,7 @@ TRAIN_CASES: list[tuple[str, dict, list[str]]] = [
     ("pooling", {"pooling": "max"}, []),
     ("threshold_objective", {"threshold_objective": "auc"}, []),
     ("model_name_or_path", {"model_name_or_path": MISSING, "config_overrides": None}, []),
-    ("model_name_or_path", {"model_name_or_path": GPT2, "config_overrides": None}, []),
+    ("model_name_or_path", {"model_name_or_path": T5, "config_overrides": None}, []),
     ("tokenizer_name", {"tokenizer_name": MISSING}, []),
     ("resume_from_checkpoint", {"resume_from_checkpoint": MISSING}, []),
     ("learnin_rate", {"learnin_rate": 0.1}, []),
@@ -101,11 +102,13 @@ BAD_FILES = [
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tokenizer_dir, review_csv):
     """A GPT-2 checkpoint, a corpus, and an earlier run's output directory (to be left untouched)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config
 
     root = tmp_path_factory.mktemp("fuzz-recipes")
     gpt2 = root / "gpt2"
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=64, n_positions=64)).save_pretrained(gpt2)
+    t5 = root / "t5"
+    T5Config(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, vocab_size=64).save_pretrained(t5)
     corpus = root / "corpus.txt"
     corpus.write_text("物流很快，质量很好\n用了两天就坏了\n", encoding="utf-8")
     earlier = root / "earlier-run"
@@ -117,7 +120,15 @@ def world(tmp_path_factory, tokenizer_dir, review_csv):
     }.items():
         (earlier / name).write_text(text, encoding="utf-8")
     (earlier / "checkpoint-8" / "trainer_state.json").write_text("{}", encoding="utf-8")
-    return {"root": root, "gpt2": gpt2, "corpus": corpus, "earlier": earlier, "tok": tokenizer_dir, "csv": review_csv}
+    return {
+        "root": root,
+        "gpt2": gpt2,
+        "t5": t5,
+        "corpus": corpus,
+        "earlier": earlier,
+        "tok": tokenizer_dir,
+        "csv": review_csv,
+    }
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -125,7 +136,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def _resolve(keys: dict, world: dict, tmp_path: Path) -> dict:
-    special = {GPT2: str(world["gpt2"]), MISSING: str(tmp_path / "no" / "such-folder")}
+    special = {GPT2: str(world["gpt2"]), T5: str(world["t5"]), MISSING: str(tmp_path / "no" / "such-folder")}
     return {k: special.get(v, v) if isinstance(v, str) else v for k, v in keys.items()}
 
 
