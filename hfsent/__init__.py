@@ -7,10 +7,10 @@ defaults); the registration is made when transformers' Auto modules load (`hfsen
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import registration
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -31,17 +31,7 @@ if TYPE_CHECKING:
     from .inference import load_backend, load_model_and_tokenizer, predict
     from .modeling_hfsent import HfSentModel
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 registration.install()

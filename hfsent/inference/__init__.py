@@ -9,8 +9,9 @@ commands' choices and defaults). The names below load on first use, so that `def
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
 
 # public name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
@@ -31,17 +32,7 @@ if TYPE_CHECKING:
     from .defaults import BACKENDS
     from .labels import label_result, validate_threshold
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
