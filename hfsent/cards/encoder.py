@@ -130,7 +130,8 @@ def render_pretrained_encoder_card(
         "metric_rows": metric_rows,
         "has_init_eval": any(f"init_eval_{key}" in results for key in metrics),
         "train_samples": results.get("train_samples"),
-        "train_tokens": results.get("train_tokens"),
+        "train_tokens": results.get("train_tokens"),  # in the training split; `train_epochs` says how much was seen
+        "train_epochs": format(results["epoch"], ".3g") if isinstance(results.get("epoch"), (int, float)) else None,
         "training_rows": common.training_log_rows(log_history, metrics=() if decoder else ("perplexity", "accuracy")),
         "plots": [[common.PLOT_TITLES[name], name] for name in common.PLOT_TITLES if (output_dir / name).is_file()],
         "framework_versions": list(common.framework_versions().items()),

@@ -183,6 +183,7 @@ def test_pretrained_encoder_card(tmp_path):
     log = [{"loss": 4.6, "step": 10, "epoch": 0.5}, {"eval_loss": 4.1, "eval_perplexity": 60.3, "step": 20}]
     (out / "trainer_state.json").write_text(json.dumps({"log_history": log}))
     results = {"eval_loss": 4.1, "eval_perplexity": 60.3, "eval_accuracy": 0.21, "init_eval_perplexity": 99.0}
+    results.update(train_samples=120, train_tokens=15000, epoch=0.25)  # max_steps stopped a quarter into the data
     recipe = {
         "model_name_or_path": None,
         "dataset_name": [str(tmp_path / "corpus.txt"), "user/news"],
@@ -201,6 +202,7 @@ def test_pretrained_encoder_card(tmp_path):
     assert {(r.metric_type, r.metric_value) for r in eval_results} == {("perplexity", 60.3), ("accuracy", 0.21)}
     assert 'pipeline("fill-mask", model="user/encoder")' in card
     assert "| Perplexity | 99.0000 | 60.3000 |" in card
+    assert "120 training sequences (15000 tokens), trained on for 0.25 epochs." in card
     assert str(tmp_path) not in card and "hf_should_not_show" not in card
     check_golden("pretrained_encoder_card.md", card)
 
