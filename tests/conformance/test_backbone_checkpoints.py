@@ -23,10 +23,13 @@ import hfsent
 from hfsent.configuration_hfsent import DECODER_TYPES
 
 from ..fixtures.helpers import (
+    END_OF_TEXT,
     PROBABILITY_TOLERANCE,
     REVIEWS,
+    byte_level_bpe,
     decisive,
     run_without_hfsent,
+    tiny_backbone_sizes,
     tiny_recipe,
     write_review_csv,
 )
@@ -34,18 +37,6 @@ from .conftest import long_review
 
 FAMILIES = ("bert", "roberta", "ernie", "deberta-v2", "gpt2", "qwen2")
 POSITIONS = 128
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    num_key_value_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=POSITIONS,
-    n_embd=32,
-    n_layer=2,
-    n_head=2,
-    n_positions=POSITIONS,
-)
 TEXTS = [REVIEWS[0], REVIEWS[-1], "好", long_review()]
 
 
@@ -58,16 +49,13 @@ def hfsent_cli(*args: str) -> int:
 def byte_level_tokenizer(pad: bool, padding_side: str = "right"):
     """A GPT-2/Qwen2-style byte-level BPE tokenizer trained on the test reviews (``<|endoftext|>`` its only special
     token; its pad token only with ``pad``)."""
-    from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(REVIEWS * 4, vocab_size=400, special_tokens=["<|endoftext|>"])
-    special = {"eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
+    special = {"eos_token": END_OF_TEXT, "bos_token": END_OF_TEXT, "unk_token": END_OF_TEXT}
     if pad:
-        special["pad_token"] = "<|endoftext|>"
+        special["pad_token"] = END_OF_TEXT
     return PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
+        tokenizer_object=byte_level_bpe(REVIEWS * 4),
         model_max_length=POSITIONS,
         padding_side=padding_side,
         model_input_names=["input_ids", "attention_mask"],
@@ -85,7 +73,8 @@ def language_model(family: str, directory: Path) -> Path:
         tokenizer = byte_level_tokenizer(pad=True, padding_side="left")
     else:
         tokenizer = train_wordpiece_tokenizer(REVIEWS * 4, vocab_size=500, model_max_length=POSITIONS)
-    kwargs = dict(TINY, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)  # GPT-2's: None
+    kwargs = dict(tiny_backbone_sizes(POSITIONS), vocab_size=len(tokenizer))
+    kwargs["pad_token_id"] = tokenizer.pad_token_id  # GPT-2's: None
     if family in DECODER_TYPES:
         kwargs.update(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     if family == "roberta":  # positions start after the padding index; one segment, as RoBERTa's own

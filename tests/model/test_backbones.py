@@ -23,26 +23,11 @@ from transformers import (
 import hfsent
 from hfsent.configuration_hfsent import BACKBONE_TYPES, DECODER_TYPES, ENCODER_TYPES
 
-from ..fixtures.helpers import PROBABILITY_TOLERANCE, run_without_hfsent
+from ..fixtures.helpers import PROBABILITY_TOLERANCE, run_without_hfsent, tiny_backbone_sizes
 
 FAMILIES = [t for t in BACKBONE_TYPES if t != "bert"]
 PAD = 1  # RoBERTa's padding index; the other families take it as their pad token too
-TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    num_key_value_heads=2,
-    intermediate_size=37,
-    max_position_embeddings=64,
-    n_embd=32,
-    n_layer=2,
-    n_head=2,
-    n_positions=64,
-    pad_token_id=PAD,
-    bos_token_id=2,
-    eos_token_id=3,
-)
+TINY = dict(tiny_backbone_sizes(), vocab_size=99, pad_token_id=PAD, bos_token_id=2, eos_token_id=3)
 
 
 def language_model(model_type: str, directory: Path) -> torch.nn.Module:

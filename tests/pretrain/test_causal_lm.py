@@ -11,14 +11,13 @@ import torch
 import yaml
 from huggingface_hub import ModelCard
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BertConfig,
     BertForMaskedLM,
     GPT2Config,
-    LlamaConfig,
-    Qwen2Config,
     TokenizersBackend,
     pipeline,
 )
@@ -27,7 +26,7 @@ from hfsent.cli import main as hfsent_main
 from hfsent.pretrain.causal import causal_lm_tokenizer
 from hfsent.pretrain.packing import encode_corpus_batch, pack_blocks
 
-from ..fixtures.helpers import REVIEWS, ROOT, run_cli, tiny_recipe
+from ..fixtures.helpers import END_OF_TEXT, REVIEWS, ROOT, byte_level_bpe, run_cli, tiny_backbone_sizes, tiny_recipe
 
 NEWS = [
     "当希望工程救助的百万儿童成长起来，科教兴国蔚然成风时，今天有收藏价值的书你没买，明日就叫你悔不当初！",
@@ -35,23 +34,8 @@ NEWS = [
     "因有关日寇在京掠夺文物详情，藏界较为重视，也是我们收藏北京史料中的要件之一。",
 ]
 TINY_DECODERS = {
-    "gpt2": GPT2Config(n_layer=1, n_embd=32, n_head=2, n_inner=64, n_positions=64),
-    "qwen2": Qwen2Config(
-        num_hidden_layers=1,
-        hidden_size=32,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    ),
-    "llama": LlamaConfig(
-        num_hidden_layers=1,
-        hidden_size=32,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    ),
+    model_type: AutoConfig.for_model(model_type, **tiny_backbone_sizes(layers=1, kv_heads=1))
+    for model_type in ("gpt2", "qwen2", "llama")
 }
 
 
@@ -100,11 +84,7 @@ def _recipe(path, config_dir, tokenizer_dir, news, output_dir, **keys) -> str:
 @pytest.fixture(scope="module")
 def byte_level_tokenizer_dir(tmp_path_factory):
     """A byte-level BPE tokenizer (Qwen's kind) trained on the test reviews: EOS, no pad token."""
-    from tokenizers import ByteLevelBPETokenizer
-
-    backend = ByteLevelBPETokenizer()
-    backend.train_from_iterator(REVIEWS * 4 + NEWS, vocab_size=400, special_tokens=["<|endoftext|>"])
-    tokenizer = TokenizersBackend(tokenizer_object=backend._tokenizer, eos_token="<|endoftext|>")
+    tokenizer = TokenizersBackend(tokenizer_object=byte_level_bpe(REVIEWS * 4 + NEWS), eos_token=END_OF_TEXT)
     out = tmp_path_factory.mktemp("byte-level")
     tokenizer.save_pretrained(out)
     return out
@@ -167,10 +147,7 @@ def test_one_step_causal_lm_run_gives_a_text_generation_checkpoint(
         assert tokenizer.eos_token == tokenizer.bos_token == "[SEP]" and tokenizer.pad_token == "[PAD]"
         assert tokenizer("物流很快")["input_ids"] == tokenizer.convert_tokens_to_ids(list("物流很快"))
     else:  # no pad token: its EOS pads (GPT-2's convention), with a warning
-        assert (
-            tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
-            and "no pad token" in proc.stdout + proc.stderr
-        )
+        assert tokenizer.pad_token == tokenizer.eos_token == END_OF_TEXT and "no pad token" in proc.stdout + proc.stderr
 
     generate = pipeline("text-generation", model=str(out))
     answer = generate("物流很快", max_new_tokens=5, do_sample=False)[0]["generated_text"]
