@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hfsent")
 
+try:  # a config value of the wrong type (transformers 5 validates each field with huggingface_hub)
+    from huggingface_hub.errors import StrictDataclassError
+
+    CONFIG_VALUE_ERRORS: tuple[type[Exception], ...] = (StrictDataclassError,)
+except ImportError:  # older huggingface_hub: configs take any value
+    CONFIG_VALUE_ERRORS = ()
+
 
 @dataclass
 class ModelSourceArguments:
@@ -102,8 +109,10 @@ def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | N
     """``AutoConfig.from_pretrained(source)``; a config that cannot be loaded raises `RecipeError` naming ``key``."""
     try:
         return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
-    except (OSError, ValueError) as err:
-        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line(err)}") from err
+    except (OSError, ValueError, *CONFIG_VALUE_ERRORS) as err:
+        # a field's type error spans two lines: "Validation error for field 'n_layer':" / "TypeError: ..."
+        message = first_line(err) if isinstance(err, (OSError, ValueError)) else " ".join(str(err).split())
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {message}") from err
 
 
 def build_config(
@@ -218,22 +227,29 @@ POSITIVE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_a
 def check_config_sizes(config: PretrainedConfig, source: str) -> None:
     """`RecipeError` naming the config key and ``source`` (the recipe key the config came from) if the config's
     sizes cannot build a model: a size below 1, ``max_position_embeddings`` below 1, ``hidden_size`` not a
-    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]."""
+    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]. A key is named as the config spells
+    it (GPT-2's ``n_embd`` for ``hidden_size``); an hfsent config's ``backbone_config`` is checked first."""
+    backbone = getattr(config, "backbone_config", None)
+    if isinstance(backbone, PretrainedConfig):
+        check_config_sizes(backbone, f"{source}, its backbone_config")
     values = config.to_dict()
+    names = dict(getattr(config, "attribute_map", None) or {})  # the family's own key of each standard one
 
     def fail(key: str, expected: str) -> typing.NoReturn:
         raise RecipeError(f"invalid model config ({source}): {key} is {values[key]!r}; expected {expected}")
 
     for key in (*POSITIVE_CONFIG_KEYS, "max_position_embeddings"):
+        key = names.get(key, key)
         value = values.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             fail(key, "an integer >= 1")
-    heads, hidden = values.get("num_attention_heads"), values.get("hidden_size")
+    heads_key, hidden_key = (names.get(key, key) for key in ("num_attention_heads", "hidden_size"))
+    heads, hidden = values.get(heads_key), values.get(hidden_key)
     if heads and hidden and hidden % heads:
-        fail("hidden_size", f"a multiple of num_attention_heads ({heads})")
+        fail(hidden_key, f"a multiple of {heads_key} ({heads})")
     for key, value in values.items():
         probability = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-        if key.endswith(("dropout_prob", "_dropout")) and value is not None and not probability:
+        if key.endswith(("dropout_prob", "_dropout", "_pdrop")) and value is not None and not probability:
             fail(key, "a probability in [0, 1] (or null)")
 
 

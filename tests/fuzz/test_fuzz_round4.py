@@ -1,0 +1,112 @@
+"""Fuzz, round 4: the surfaces added last (multi-label heads, text pairs, non-BERT backbones, causal-LM pretraining,
+``hfsent convert-asap``), fed what a user gets wrong.
+
+Every bad input must end as ONE line ``hfsent <command>: error: ...`` naming the file/column/key/value at fault and
+what is accepted, exit code 2, no traceback and no output folder left behind; ``hfsent serve`` answers a 4xx.
+Grouped by the class they probe (the ``CLASS`` comment before each group).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import GPT2Config
+
+from hfsent.cli import main as hfsent_main
+
+from ..fixtures.helpers import tiny_pretrain_recipe, tiny_recipe
+
+
+def _fails(argv: list[str], capsys, *fragments: str, code: int = 2) -> str:
+    """Run ``hfsent`` in process; assert exit ``code`` and one error line holding every fragment; return it."""
+    assert hfsent_main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith(f"hfsent {argv[0]}: ")]
+    assert len(lines) == 1, err[-3000:]
+    line = lines[0]
+    assert line.startswith(f"hfsent {argv[0]}: error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def _quick(tmp_path: Path, tokenizer_dir: Path, data: Path, **keys) -> Path:
+    """A tiny recipe that would train one step: what each case breaks must fail before that."""
+    keys = {"max_steps": 1, "save_strategy": "no", "eval_strategy": "no", **keys}
+    return tiny_recipe(tmp_path, tokenizer_dir, data, **keys)
+
+
+def _config_folder(path: Path, config: dict) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+GPT2_TINY = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 64}
+
+
+# CLASS config: a non-BERT backbone's config that cannot build a model (GPT-2 names its sizes n_embd, n_head, ...)
+BACKBONE_OVERRIDES = {
+    "width not a multiple of the heads": ("n_embd=30,n_head=4", "n_embd is 30; expected a multiple of n_head (4)"),
+    "no layers": ("n_layer=0", "n_layer is 0; expected an integer >= 1"),
+    "dropout 5": ("resid_pdrop=5.0", "resid_pdrop is 5.0; expected a probability in [0, 1]"),
+}
+
+
+@pytest.mark.parametrize("case", list(BACKBONE_OVERRIDES))
+@pytest.mark.parametrize("command", ["train", "pretrain"])
+def test_decoder_config_overrides_that_cannot_build_a_model(command, case, tmp_path, tokenizer_dir, review_csv, capsys):
+    override, fragment = BACKBONE_OVERRIDES[case]
+    if command == "train":
+        gpt2 = GPT2Config(**{k: v for k, v in GPT2_TINY.items() if k != "model_type"})
+        gpt2.save_pretrained(tmp_path / "gpt2")
+        recipe = _quick(
+            tmp_path, tokenizer_dir, review_csv, config_name=str(tmp_path / "gpt2"), config_overrides=override
+        )
+    else:
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("今天天气很好。\n物流很快，质量很好\n", encoding="utf-8")
+        overrides = "n_layer=1,n_head=2,n_embd=16,n_positions=64," + override
+        recipe = tiny_pretrain_recipe(
+            tmp_path / "p.yaml", tokenizer_dir, corpus, tmp_path / "out", objective="causal_lm",
+            config_overrides=overrides,
+        )  # fmt: skip
+    _fails([command, str(recipe)], capsys, "invalid model config (config_overrides", fragment)
+    assert not (tmp_path / "out").exists()
+
+
+BACKBONE_CONFIGS = {
+    "a string": ("gpt2", ["backbone_config must be a config or a dict with a model_type", "got str 'gpt2'"]),
+    "a list": ([1, 2], ["backbone_config must be a config or a dict", "got list"]),
+    "a size of the wrong type": (
+        {**GPT2_TINY, "n_layer": "two"},
+        ["backbone_config of model_type 'gpt2' is invalid", "'n_layer' expected int, got str"],
+    ),
+    "a dropout of 3": (
+        {**GPT2_TINY, "resid_pdrop": 3.0},
+        ["its backbone_config): resid_pdrop is 3.0; expected a probability in [0, 1]"],
+    ),
+    "heads that do not divide": (
+        {**GPT2_TINY, "n_embd": 30, "n_head": 4},
+        ["its backbone_config): n_embd is 30; expected a multiple of n_head (4)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BACKBONE_CONFIGS))
+def test_an_hfsent_config_whose_backbone_config_is_bad(case, tmp_path, tokenizer_dir, review_csv, capsys):
+    backbone, fragments = BACKBONE_CONFIGS[case]
+    folder = _config_folder(tmp_path / "cfg", {"model_type": "hfsent", "backbone_config": backbone})
+    recipe = _quick(tmp_path, tokenizer_dir, review_csv, config_name=str(folder), config_overrides=None)
+    _fails(["train", str(recipe)], capsys, f"config_name {str(folder)!r}", *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_gpt2_config_json_with_a_size_of_the_wrong_type(tmp_path, tokenizer_dir, review_csv, capsys):
+    folder = _config_folder(tmp_path / "cfg", {**GPT2_TINY, "n_layer": "two"})
+    recipe = _quick(tmp_path, tokenizer_dir, review_csv, config_name=str(folder), config_overrides=None)
+    _fails(["train", str(recipe)], capsys, f"config_name {str(folder)!r}", "'n_layer' expected int, got str")
+    assert not (tmp_path / "out").exists()
