@@ -110,3 +110,27 @@ def test_a_gpt2_config_json_with_a_size_of_the_wrong_type(tmp_path, tokenizer_di
     recipe = _quick(tmp_path, tokenizer_dir, review_csv, config_name=str(folder), config_overrides=None)
     _fails(["train", str(recipe)], capsys, f"config_name {str(folder)!r}", "'n_layer' expected int, got str")
     assert not (tmp_path / "out").exists()
+
+
+# CLASS config: a pooling the backbone of model_name_or_path cannot take (was: an AttributeError mid-training for
+# 'pooler', and a GPT-2 classifier reading its first token, which sees only itself, for 'cls')
+POOLINGS = {
+    "pooler on GPT-2": (GPT2_TINY, "pooler", "pooling 'pooler' reads the first token, which a gpt2 decoder"),
+    "cls on GPT-2": (GPT2_TINY, "cls", "use 'last' (the default for decoders)"),
+    "pooler on RoBERTa": (
+        {"model_type": "roberta", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2},
+        "pooler",
+        "a roberta backbone takes 'cls'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(POOLINGS))
+def test_a_pooling_the_checkpoints_backbone_cannot_take(case, tmp_path, tokenizer_dir, review_csv, capsys):
+    config, pooling, fragment = POOLINGS[case]
+    checkpoint = _config_folder(tmp_path / "ckpt", config)  # refused on its config, before weights are looked for
+    recipe = _quick(
+        tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(checkpoint), config_overrides=None, pooling=pooling
+    )
+    _fails(["train", str(recipe)], capsys, "invalid value for 'pooling'", fragment)
+    assert not (tmp_path / "out").exists()
