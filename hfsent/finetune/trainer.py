@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import has_length
 
 from ..arguments import build_model as build_recipe_model
@@ -25,6 +26,8 @@ from .data import LABELS_COLUMN
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
 
 logger = logging.getLogger("hfsent")
+# the layers LoRA adapts: linear ones (GPT-2's are transformers' Conv1D) and embeddings
+LORA_LAYER_TYPES = (torch.nn.Linear, torch.nn.Embedding, Conv1D)
 
 
 def build_tokenizer(
@@ -140,6 +143,7 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
 
     if list(model_args.lora_target_modules) == list(DEFAULT_LORA_TARGETS):
         model_args.lora_target_modules = list(LORA_TARGETS[model.config.backbone_type])
+    check_lora_targets(model, model_args.lora_target_modules)
     config = LoraConfig(
         r=model_args.lora_r,
         lora_alpha=model_args.lora_alpha,
@@ -151,6 +155,19 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
     trainable, total = peft_model.get_nb_trainable_parameters()
     logger.info("LoRA: trainable params %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
     return peft_model
+
+
+def check_lora_targets(model: HfSentModel, targets: Iterable[str]) -> None:
+    """`RecipeError` naming each ``lora_target_modules`` entry that matches no layer of the backbone (peft matches a
+    module whose name is the entry or ends with ``.<entry>``), with the layer names it has."""
+    names = [name for name, module in model.named_modules() if name and not name.startswith("classifier")]
+    unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if unmatched:
+        layers = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, LORA_LAYER_TYPES)})
+        raise RecipeError(
+            f"invalid value for 'lora_target_modules': {unmatched[0]!r} names no layer of the "
+            f"{model.config.backbone_type} backbone; its layers: {', '.join(layers)}"
+        )
 
 
 class HfSentTrainer(Trainer):

@@ -134,3 +134,23 @@ def test_a_pooling_the_checkpoints_backbone_cannot_take(case, tmp_path, tokenize
     )
     _fails(["train", str(recipe)], capsys, "invalid value for 'pooling'", fragment)
     assert not (tmp_path / "out").exists()
+
+
+# CLASS config: LoRA targets the backbone does not have (was peft's NoMatchingPeftModuleError, exit 1)
+LORA_TARGETS = {
+    "BERT's names on GPT-2": ("gpt2", ["query", "value"], "'query' names no layer of the gpt2 backbone", "c_attn"),
+    "GPT-2's names on BERT": ("bert", ["c_attn"], "'c_attn' names no layer of the bert backbone", "query"),
+    "one of two unknown": ("bert", ["query", "q_proj"], "'q_proj' names no layer of the bert backbone", "value"),
+}
+
+
+@pytest.mark.parametrize("case", list(LORA_TARGETS))
+def test_lora_targets_that_name_no_layer(case, tmp_path, tokenizer_dir, review_csv, capsys):
+    backbone, targets, fragment, listed = LORA_TARGETS[case]
+    keys = {"use_lora": True, "lora_target_modules": targets, "max_train_samples": 8}
+    if backbone == "gpt2":
+        keys.update(config_name=str(_config_folder(tmp_path / "gpt2", GPT2_TINY)), config_overrides=None)
+    recipe = _quick(tmp_path, tokenizer_dir, review_csv, **keys)
+    line = _fails(["train", str(recipe)], capsys, "invalid value for 'lora_target_modules'", fragment)
+    assert listed in line.split("its layers: ")[1]
+    assert not (tmp_path / "out").exists()
