@@ -256,6 +256,16 @@ def backbone_from(value: PretrainedConfig | dict | None) -> PretrainedConfig | N
         ) from err
 
 
+def reads_token_types(config: PretrainedConfig) -> bool:
+    """Whether the model of ``config`` reads segment ids (``token_type_ids``, a text pair's 0/1): an encoder with more
+    than one segment embedding (BERT's, ERNIE's); not RoBERTa's single segment, DeBERTa-v2's none, nor a decoder. An
+    hfsent config answers for its backbone."""
+    backbone = getattr(config, "backbone_config", None)
+    if backbone is not None:
+        return reads_token_types(backbone)
+    return (getattr(config, "type_vocab_size", None) or 0) >= 2
+
+
 def mirrored_sizes(backbone: PretrainedConfig, given: dict[str, Any]) -> dict[str, Any]:
     """The sizes hfsent reads from its own config, taken from ``backbone`` (``max_position_embeddings``: the tokens
     the backbone takes), and its special token ids where ``given`` has none."""

@@ -21,6 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..configuration_hfsent import reads_token_types
 from ..outputs import WEIGHT_FILES
 from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
@@ -227,7 +228,8 @@ class OnnxBackend(_BatchedBackend):
             disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
-        if getattr(self.config, "text_pairs", False) and "token_type_ids" not in self._input_names:
+        pairs = getattr(self.config, "text_pairs", False)
+        if pairs and reads_token_types(self.config) and "token_type_ids" not in self._input_names:
             raise ValueError(
                 f"{self.model_file} has no token_type_ids input, so it cannot tell a text from its pair; export the "
                 "text-pair checkpoint again with `hfsent export --onnx`"

@@ -108,31 +108,35 @@ def max_input_length(
 
 
 def encode_pairs(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], pairs: Sequence[str], max_length: int | None
-) -> tuple[list[list[int]], list[list[int]]]:
-    """The ``input_ids`` and ``token_type_ids`` of each text pair ``[CLS] text [SEP] pair [SEP]``, the pair side cut
-    to ``max_length`` (``only_second``, as the handler's `model_logits`), or both sides where the first text alone
-    is too long."""
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    pairs: Sequence[str],
+    max_length: int | None,
+    truncation: str = "only_second",
+) -> tuple[list[list[int]], list[list[int]] | None]:
+    """The ``input_ids`` and ``token_type_ids`` of each text pair ``[CLS] text [SEP] pair [SEP]`` (``token_type_ids``
+    None from a tokenizer that gives none: GPT-2's, RoBERTa's), cut to ``max_length`` by ``truncation`` (the pair
+    side with ``only_second``, as the handler's `model_logits`), or on both sides where the side it names is too
+    short to cut (a first text alone longer than ``max_length``)."""
 
-    def encode(first: list[str], second: list[str], truncation: bool | str) -> dict:
-        return tokenizer(first, second, truncation=truncation, max_length=max_length, return_attention_mask=False)
+    def encode(first: list[str], second: list[str], how: bool | str) -> dict:
+        return tokenizer(first, second, truncation=how, max_length=max_length, return_attention_mask=False)
 
     if max_length is None:
         encoded = encode(list(texts), list(pairs), False)
-        return encoded["input_ids"], encoded["token_type_ids"]
+        return encoded["input_ids"], encoded.get("token_type_ids")
     try:
-        encoded = encode(list(texts), list(pairs), "only_second")
-        return encoded["input_ids"], encoded["token_type_ids"]
-    except Exception:  # a first text alone longer than max_length: cut that pair's longest side instead
-        ids, types = [], []
+        encoded = encode(list(texts), list(pairs), truncation)
+        return encoded["input_ids"], encoded.get("token_type_ids")
+    except Exception:  # a side too short to cut (tokenizers' "Truncation error"): cut that pair's longest side
+        rows = []
         for text, pair in zip(texts, pairs, strict=True):
             try:
-                one = encode([text], [pair], "only_second")
+                rows.append(encode([text], [pair], truncation))
             except Exception:
-                one = encode([text], [pair], True)
-            ids.append(one["input_ids"][0])
-            types.append(one["token_type_ids"][0])
-        return ids, types
+                rows.append(encode([text], [pair], True))
+        types = [row["token_type_ids"][0] for row in rows] if "token_type_ids" in rows[0] else None
+        return [row["input_ids"][0] for row in rows], types
 
 
 def batched_logits(

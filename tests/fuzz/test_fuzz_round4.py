@@ -154,3 +154,58 @@ def test_lora_targets_that_name_no_layer(case, tmp_path, tokenizer_dir, review_c
     line = _fails(["train", str(recipe)], capsys, "invalid value for 'lora_target_modules'", fragment)
     assert listed in line.split("its layers: ")[1]
     assert not (tmp_path / "out").exists()
+
+
+# CLASS text pairs: a pair model over a backbone whose tokenizer gives no token_type_ids (GPT-2's, RoBERTa's) was a
+# KeyError in `hfsent predict`, `hfsent export` and hfsent.predict (the handler answered)
+def _gpt2_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    from ..fixtures.helpers import REVIEWS
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    bpe.train_from_iterator(
+        REVIEWS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"], initial_alphabet=alphabet)
+    )
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, eos_token="<eos>", bos_token="<eos>", unk_token="<eos>")
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def test_a_gpt2_text_pair_model_predicts_and_exports(tmp_path, capsys):
+    import torch
+    from transformers import AutoConfig
+
+    import hfsent
+
+    tokenizer = _gpt2_tokenizer()
+    assert "token_type_ids" not in tokenizer("服务", "很好")
+    backbone = AutoConfig.for_model("gpt2", **{k: v for k, v in GPT2_TINY.items() if k != "model_type"})
+    backbone.vocab_size = len(tokenizer)
+    config = hfsent.HfSentConfig(backbone_config=backbone, text_pairs=True, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = hfsent.HfSentModel(config)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 2.0)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("aspect,review\n服务,服务很好\n物流,物流太慢了\n", encoding="utf-8")
+    pairs = ["--text-column", "aspect", "--text-pair-column", "review"]
+    assert (
+        hfsent_main(["predict", str(tmp_path / "model"), "-i", str(rows), "-o", str(tmp_path / "a.csv"), *pairs]) == 0
+    )
+    assert (
+        hfsent_main(["export", str(tmp_path / "model"), str(tmp_path / "onnx"), "--onnx", "--parity-samples", "8"]) == 0
+    )
+    onnx = ["predict", str(tmp_path / "onnx"), "--backend", "onnx", "-i", str(rows), "-o", str(tmp_path / "b.csv")]
+    assert hfsent_main([*onnx, *pairs]) == 0, capsys.readouterr().err[-2000:]
+    expected = hfsent.predict(["服务", "物流"], str(tmp_path / "model"), text_pairs=["服务很好", "物流太慢了"])
+    for out in ("a.csv", "b.csv"):
+        lines = (tmp_path / out).read_text(encoding="utf-8").splitlines()[1:]
+        got = [float(line.split(",")[4]) for line in lines]
+        assert got == pytest.approx([r["positive_probability"] for r in expected], abs=1e-4)
