@@ -226,6 +226,11 @@ class DataArguments:
             raise RecipeError("invalid value for 'label_list': []; expected at least one label name")
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise RecipeError(f"text_pair_column {self.text_pair_column!r} is the text_column; name a second column")
+        if self.truncation == "only_second" and not self.text_pair_column:
+            raise RecipeError(
+                "invalid value for 'truncation': 'only_second' cuts the text pair, and the recipe has no "
+                "text_pair_column; set text_pair_column, or leave truncation unset for single texts"
+            )
 
     @property
     def label_columns(self) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Value
 
 from ..datasource import DataError, column_values, load_splits, require_columns
+from ..tokenizer import encode_pairs
 
 if TYPE_CHECKING:
     from .arguments import DataArguments
@@ -341,8 +342,14 @@ def tokenize_splits(
     from contextlib import nullcontext
 
     def tokenize(batch: dict[str, list]) -> dict[str, Any]:
-        pairs = batch[text_pair_column] if text_pair_column else None
-        encoded = tokenizer(batch[text_column], pairs, truncation=truncation, max_length=max_length)
+        if not text_pair_column:
+            encoded = dict(tokenizer(batch[text_column], truncation=truncation, max_length=max_length))
+        else:  # a side too short to cut by `truncation` (a first text longer than max_length) is cut on both sides
+            how = truncation if isinstance(truncation, str) else "longest_first"
+            ids, types = encode_pairs(tokenizer, batch[text_column], batch[text_pair_column], max_length, how)
+            encoded = {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+            if types is not None:
+                encoded["token_type_ids"] = types
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 

@@ -13,6 +13,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from ..endpoint_handler import encode_truncated
+from ..tokenizer import encode_pairs
 
 # A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
 # run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
@@ -105,38 +106,6 @@ def max_input_length(
     ``model_max_length`` and the model's ``max_position_embeddings``. Longer texts are truncated."""
     limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None), max_length]
     return min(int(limit) for limit in limits if limit)
-
-
-def encode_pairs(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    pairs: Sequence[str],
-    max_length: int | None,
-    truncation: str = "only_second",
-) -> tuple[list[list[int]], list[list[int]] | None]:
-    """The ``input_ids`` and ``token_type_ids`` of each text pair ``[CLS] text [SEP] pair [SEP]`` (``token_type_ids``
-    None from a tokenizer that gives none: GPT-2's, RoBERTa's), cut to ``max_length`` by ``truncation`` (the pair
-    side with ``only_second``, as the handler's `model_logits`), or on both sides where the side it names is too
-    short to cut (a first text alone longer than ``max_length``)."""
-
-    def encode(first: list[str], second: list[str], how: bool | str) -> dict:
-        return tokenizer(first, second, truncation=how, max_length=max_length, return_attention_mask=False)
-
-    if max_length is None:
-        encoded = encode(list(texts), list(pairs), False)
-        return encoded["input_ids"], encoded.get("token_type_ids")
-    try:
-        encoded = encode(list(texts), list(pairs), truncation)
-        return encoded["input_ids"], encoded.get("token_type_ids")
-    except Exception:  # a side too short to cut (tokenizers' "Truncation error"): cut that pair's longest side
-        rows = []
-        for text, pair in zip(texts, pairs, strict=True):
-            try:
-                rows.append(encode([text], [pair], truncation))
-            except Exception:
-                rows.append(encode([text], [pair], True))
-        types = [row["token_type_ids"][0] for row in rows] if "token_type_ids" in rows[0] else None
-        return [row["input_ids"][0] for row in rows], types
 
 
 def batched_logits(

@@ -209,3 +209,41 @@ def test_a_gpt2_text_pair_model_predicts_and_exports(tmp_path, capsys):
         lines = (tmp_path / out).read_text(encoding="utf-8").splitlines()[1:]
         got = [float(line.split(",")[4]) for line in lines]
         assert got == pytest.approx([r["positive_probability"] for r in expected], abs=1e-4)
+
+
+# CLASS text pairs in a recipe: the side `truncation` names is too short to cut (was tokenizers' "Truncation error",
+# exit 1); only_second without a text pair
+def _pairs_csv(path: Path, review_csv: Path, first_repeats: int = 1) -> Path:
+    import csv
+
+    with review_csv.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "aspect", "review"])
+        for i, row in enumerate(rows):
+            writer.writerow([row["label"], ("服务" if i % 2 else "质量") * first_repeats, row["review"]])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("first_repeats", "truncation"),
+    [(40, None), (40, "only_second"), (1, "only_first")],
+    ids=["first text longer than max_length", "the same, only_second named", "only_first on a 2-character aspect"],
+)
+def test_text_pairs_whose_named_side_is_too_short_to_cut_train(
+    first_repeats, truncation, tmp_path, tokenizer_dir, review_csv, capsys
+):
+    data = _pairs_csv(tmp_path / "pairs.csv", review_csv, first_repeats)
+    keys = {"text_column": "aspect", "text_pair_column": "review", "max_length": 16, "max_train_samples": 16}
+    if truncation:
+        keys["truncation"] = truncation
+    recipe = _quick(tmp_path, tokenizer_dir, data, **keys)
+    assert hfsent_main(["train", str(recipe)]) == 0, capsys.readouterr().err[-2000:]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_truncation_only_second_without_a_text_pair(tmp_path, tokenizer_dir, review_csv, capsys):
+    recipe = _quick(tmp_path, tokenizer_dir, review_csv, truncation="only_second")
+    _fails(["train", str(recipe)], capsys, "invalid value for 'truncation'", "no text_pair_column")
+    assert not (tmp_path / "out").exists()
