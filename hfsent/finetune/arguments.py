@@ -222,8 +222,11 @@ class DataArguments:
                 "label_list names the labels of ONE label_column holding lists of names; with a list of "
                 "label columns, the column names are the labels"
             )
-        if self.label_list is not None and not self.label_list:
-            raise RecipeError("invalid value for 'label_list': []; expected at least one label name")
+        if self.label_list is not None and len(self.label_list) < 2:
+            raise RecipeError(
+                f"invalid value for 'label_list': {self.label_list!r}; expected at least two label names (one yes/no "
+                "label is a label_column of 0/1)"
+            )
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise RecipeError(f"text_pair_column {self.text_pair_column!r} is the text_column; name a second column")
         if self.truncation == "only_second" and not self.text_pair_column:

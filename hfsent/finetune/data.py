@@ -92,6 +92,11 @@ def resolve_label_names(raw: DatasetDict, args: DataArguments) -> list[str] | No
     names = sorted({n for v in values for n in (_names_in(v) or [])})
     if not names:
         raise DataError(f"column {args.label_column!r} of {args.dataset_name!r} holds lists but no label names")
+    if len(names) == 1:
+        raise DataError(
+            f"column {args.label_column!r} of {args.dataset_name!r} names one label ({names[0]!r}) in its train split: "
+            "a multi-label model needs at least two (name them in label_list); one yes/no label is a column of 0/1"
+        )
     return names
 
 
@@ -138,13 +143,23 @@ def clean_split(ds: Dataset, args: DataArguments, split: str, label_names: list[
         labels, invalid = _multi_label_rows(ds, args, label_names)
         bad = [i for i, y in enumerate(labels) if y is None]
         bad_cells = dict(zip(bad, invalid, strict=True))
-        accepted = "0 or 1" if isinstance(args.label_column, list) else f"one of the labels {label_names}"
-    if bad and args.invalid_labels == "error":
+        accepted = (
+            "0 or 1"
+            if isinstance(args.label_column, list)
+            else f"one of the labels {label_names} (a cell holds a list of them, or them joined by '|')"
+        )
+    if bad and (args.invalid_labels == "error" or len(bad) == len(texts)):  # every row invalid: nothing to drop to
         i = bad[0]
         column, value = bad_cells[i]
+        if args.invalid_labels == "error":
+            remedy = "fix the data or set invalid_labels: drop"
+        elif label_names is None and any(isinstance(v, str) and re.search(r"[|,;]", v) for _, v in bad_cells.values()):
+            remedy = "every row's is invalid; a column of label names per row is a multi-label one: set label_list"
+        else:
+            remedy = "every row's is invalid; fix the data or the label_column"
         raise DataError(
             f"label {value!r} in column {column!r}, row {i} of split {split!r} of "
-            f"{args.dataset_name!r} is not {accepted} ({len(bad)} such rows); fix the data or set invalid_labels: drop"
+            f"{args.dataset_name!r} is not {accepted} ({len(bad)} such rows); {remedy}"
         )
 
     def usable(i: int) -> bool:

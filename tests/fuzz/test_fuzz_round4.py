@@ -247,3 +247,56 @@ def test_truncation_only_second_without_a_text_pair(tmp_path, tokenizer_dir, rev
     recipe = _quick(tmp_path, tokenizer_dir, review_csv, truncation="only_second")
     _fails(["train", str(recipe)], capsys, "invalid value for 'truncation'", "no text_pair_column")
     assert not (tmp_path / "out").exists()
+
+
+# CLASS labels: every row's label invalid (was "no usable rows ... outside {0, 1}" whatever the labels should be),
+# a multi-label recipe with one label (was a shape error mid-training, exit 1)
+def _label_rows(path: Path, review_csv: Path, cells) -> Path:
+    import csv
+
+    with review_csv.open(encoding="utf-8") as f:
+        texts = [row["review"] for row in csv.DictReader(f)]
+    rows = [{"review": text, **cells(i)} for i, text in enumerate(texts)]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+LABEL_CASES = {
+    "names joined by | in a binary column": (
+        lambda i: {"label": "food|service" if i % 2 else "food"},
+        {},
+        ["label 'food' in column 'label', row 0", "is not 0 or 1", "set label_list"],
+    ),
+    "label_list over a 0/1 column": (
+        lambda i: {"label": i % 2},
+        {"label_list": ["food", "service"]},
+        [
+            "label 0 in column 'label', row 0",
+            "is not one of the labels ['food', 'service'] (a cell holds a list of them",
+        ],
+    ),
+    "yes/no in label columns": (
+        lambda i: {"food": "yes" if i % 2 else "no", "service": i % 2},
+        {"label_column": ["food", "service"]},
+        ["label 'no' in column 'food', row 0", "is not 0 or 1", "such rows); every row's is invalid"],
+    ),
+    "label_list of one name": (
+        lambda i: {"label": ["food"] if i % 2 else []},
+        {"label_list": ["food"]},
+        ["invalid value for 'label_list': ['food']; expected at least two label names"],
+    ),
+    "lists holding one name": (
+        lambda i: {"label": ["food"] if i % 2 else []},
+        {},
+        ["column 'label'", "names one label ('food') in its train split", "at least two"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LABEL_CASES))
+def test_labels_no_row_can_be_trained_on(case, tmp_path, tokenizer_dir, review_csv, capsys):
+    cells, keys, fragments = LABEL_CASES[case]
+    data = _label_rows(tmp_path / "labels.jsonl", review_csv, cells)
+    recipe = _quick(tmp_path, tokenizer_dir, data, **keys)
+    _fails(["train", str(recipe)], capsys, *fragments)
+    assert not (tmp_path / "out").exists()
