@@ -203,6 +203,18 @@ class TableReader:
             f"pass --text-column, available columns: {available}"
         )
 
+    def resolve_text_pair_column(self, requested: str, text_column: str) -> str:
+        """The column of each row's second text (``--text-pair-column``): ``requested``, which must exist and not be
+        ``text_column`` (each text would be paired with itself). Raises `InputError` naming the columns."""
+        column = self.resolve_text_column(requested)
+        if column == text_column:
+            others = ", ".join(repr(c) for c in self.columns if c != column) or "(none)"
+            raise InputError(
+                f"text pair column {column!r} is the text column of {str(self.path)!r}: name the column holding each "
+                f"row's second text (other columns: {others})"
+            )
+        return column
+
 
 def _json_object(line: str) -> dict[str, Any] | str:
     """The JSON object on ``line``, or a description of why the line is not one."""

@@ -21,7 +21,11 @@ from ..fixtures.helpers import tiny_pretrain_recipe, tiny_recipe
 
 def _fails(argv: list[str], capsys, *fragments: str, code: int = 2) -> str:
     """Run ``hfsent`` in process; assert exit ``code`` and one error line holding every fragment; return it."""
-    assert hfsent_main(argv) == code
+    try:
+        got = hfsent_main(argv)
+    except SystemExit as exit_info:  # argparse's error(): predict, export, convert-asap
+        got = exit_info.code
+    assert got == code
     err = capsys.readouterr().err
     assert "Traceback" not in err, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith(f"hfsent {argv[0]}: ")]
@@ -300,3 +304,39 @@ def test_labels_no_row_can_be_trained_on(case, tmp_path, tokenizer_dir, review_c
     recipe = _quick(tmp_path, tokenizer_dir, data, **keys)
     _fails(["train", str(recipe)], capsys, *fragments)
     assert not (tmp_path / "out").exists()
+
+
+# CLASS text pairs at inference: --text-pair-column naming the text column paired each text with itself, silently
+@pytest.fixture(scope="module")
+def pair_model(tmp_path_factory, zh_tokenizer) -> Path:
+    import torch
+
+    import hfsent
+
+    from ..fixtures.helpers import tiny_config
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("round4-pair") / "model"
+    hfsent.HfSentModel(tiny_config(len(zh_tokenizer), text_pairs=True)).save_pretrained(path)
+    zh_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("predict", ["--text-column", "review", "--text-pair-column", "review"]),
+        ("predict", ["--text-pair-column", "review"]),  # the text column found by default
+        ("export", ["--onnx", "--text-column", "review", "--text-pair-column", "review"]),
+    ],
+    ids=["predict, both named", "predict, the default text column", "export parity file"],
+)
+def test_a_text_pair_column_that_is_the_text_column(command, args, pair_model, tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("review,aspect\n服务很好,服务\n", encoding="utf-8")
+    if command == "predict":
+        argv = ["predict", str(pair_model), "-i", str(rows), "-o", str(tmp_path / "out.csv"), *args]
+    else:
+        argv = ["export", str(pair_model), str(tmp_path / "out"), "--parity-file", str(rows), *args]
+    _fails(argv, capsys, "text pair column 'review' is the text column", "other columns: 'aspect'")
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out").exists()
