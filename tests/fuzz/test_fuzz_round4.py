@@ -340,3 +340,61 @@ def test_a_text_pair_column_that_is_the_text_column(command, args, pair_model, t
         argv = ["export", str(pair_model), str(tmp_path / "out"), "--parity-file", str(rows), *args]
     _fails(argv, capsys, "text pair column 'review' is the text column", "other columns: 'aspect'")
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out").exists()
+
+
+# CLASS convert-asap: CSVs that are not ASAP's (were a ValueError, UnicodeDecodeError or csv.Error, exit 1; a header
+# without rows wrote an empty train split)
+def _asap_csv(rows: list[dict[str, str]]) -> str:
+    from hfsent.datasets_asap import ASAP_ASPECTS
+
+    header = ["id", "reviewbody", "star", *ASAP_ASPECTS]
+    lines = [",".join(header)]
+    for i, row in enumerate(rows):
+        cells = {"id": str(i), "reviewbody": "菜很好吃", "star": "4.0", **dict.fromkeys(ASAP_ASPECTS, "-2"), **row}
+        lines.append(",".join(cells[c] for c in header))
+    return "\n".join(lines) + "\n"
+
+
+ASAP_FILES = {
+    "a star that is no number": (
+        {"train.csv": _asap_csv([{"star": "five"}])},
+        ["train.csv, line 2", "'star' holds 'five'"],
+    ),
+    "a NaN star": ({"train.csv": _asap_csv([{"star": "nan"}])}, ["train.csv, line 2", "'star' holds 'nan'"]),
+    "a bad star in dev.csv": (
+        {"train.csv": _asap_csv([{}]), "dev.csv": _asap_csv([{}, {"star": "x"}])},
+        ["dev.csv, line 3", "'star' holds 'x'"],
+    ),
+    "GBK bytes": ({"train.csv": _asap_csv([{"reviewbody": "菜很好吃"}]).encode("gbk")}, ["train.csv: not UTF-8 text"]),
+    "a field over csv's limit": (
+        {"train.csv": _asap_csv([{"reviewbody": '"' + "好" * 140_000 + '"'}])},
+        ["train.csv, near line 2: not valid CSV", "field larger than field limit"],
+    ),
+    "a header only": ({"train.csv": _asap_csv([])}, ["train.csv: holds no review (only a header)"]),
+}
+
+
+@pytest.mark.parametrize("mode", ["labels", "pairs"])
+@pytest.mark.parametrize("case", list(ASAP_FILES))
+def test_convert_asap_of_a_file_that_is_not_asaps(case, mode, tmp_path, capsys):
+    files, fragments = ASAP_FILES[case]
+    source = tmp_path / "asap"
+    source.mkdir()
+    for name, content in files.items():
+        (source / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    _fails(["convert-asap", str(source), str(tmp_path / "out"), "--mode", mode], capsys, *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_asap_into_a_file(tmp_path, capsys):
+    source = tmp_path / "asap"
+    source.mkdir()
+    (source / "train.csv").write_text(_asap_csv([{"service_waiters_attitude": "1"}]), encoding="utf-8")
+    (tmp_path / "out").write_text("x")
+    _fails(["convert-asap", str(source), str(tmp_path / "out")], capsys, "out: is a file, not a folder")
+    assert (tmp_path / "out").read_text() == "x"
+    assert hfsent_main(["convert-asap", str(source), str(tmp_path / "folder"), "--mode", "pairs"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "folder" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [
+        {"aspect": "服务人员态度", "review": "菜很好吃", "aspect_id": "service_waiters_attitude", "label": 1}
+    ]
