@@ -398,3 +398,49 @@ def test_convert_asap_into_a_file(tmp_path, capsys):
     assert rows == [
         {"aspect": "服务人员态度", "review": "菜很好吃", "aspect_id": "service_waiters_attitude", "label": 1}
     ]
+
+
+# CLASS serve: pair payloads whose error named the wrong thing (a mixed list called its pair "item 0 is dict", a
+# pair's bad "text" was called the "inputs")
+PAIR_PAYLOADS = {
+    "a list mixing pairs and strings": (
+        {"inputs": [{"text": "服务", "text_pair": "很好"}, "好"]},
+        '"inputs" mixes text pairs and other items (item 0 is an object, item 1 is str)',
+    ),
+    "a list mixing strings and pairs": (
+        {"inputs": ["好", {"text": "服务", "text_pair": "很好"}]},
+        '"inputs" mixes text pairs and other items (item 1 is an object, item 0 is str)',
+    ),
+    "a pair whose text is a list": (
+        {"inputs": {"text": ["服务", "价格"], "text_pair": "很好"}},
+        '"inputs" has a "text" that is not text (list)',
+    ),
+    "a batched pair whose text is null": (
+        {"inputs": [{"text": "服务", "text_pair": "很好"}, {"text": None, "text_pair": "很好"}]},
+        'item 1 of "inputs" has a "text" that is missing text',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PAIR_PAYLOADS))
+def test_serve_names_what_is_wrong_with_a_pair_payload(case, pair_model):
+    import threading
+
+    from hfsent.endpoint_handler import EndpointHandler
+    from hfsent.inference import load_backend
+    from hfsent.inference.server import InferenceServer
+
+    from ..inference.test_serve import request
+
+    payload, message = PAIR_PAYLOADS[case]
+    with pytest.raises(ValueError) as err:
+        EndpointHandler(str(pair_model))(payload)
+    assert message in str(err.value)
+    server = InferenceServer(("127.0.0.1", 0), load_backend(str(pair_model), "torch", threads=1))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, answer = request(server.url, "POST", body=payload)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (status, answer) == (400, {"error": str(err.value)})
