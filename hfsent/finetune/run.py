@@ -106,9 +106,8 @@ def finetune(
         text_pair_column=data_args.text_pair_column,
         truncation=data_args.truncation_strategy if data_args.truncation or data_args.text_pair_column else True,
     )
-    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length, label_names)
-    if data_args.text_pair_column:
-        model.config.text_pairs = True  # inference asks for (text, text_pair) pairs
+    pairs = bool(data_args.text_pair_column)
+    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length, label_names, pairs)
     # The checkpoints (checkpoint-*, the output) carry a tokenizer that truncates to what the model takes.
     fit_tokenizer_to_model(tokenizer, model.config)
 

@@ -76,11 +76,14 @@ def _pos_weight(model_args: ModelArguments, train_labels: list) -> float | list[
     return float(model_args.pos_weight)  # a number > 0: checked by ModelArguments
 
 
-def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool) -> None:
-    """Raise `RecipeError` when ``model_name_or_path`` is an hfsent model whose labels differ from the recipe's.
+def check_checkpoint_labels(
+    model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool, text_pairs: bool = False
+) -> None:
+    """Raise `RecipeError` when ``model_name_or_path`` is an hfsent model whose labels or inputs differ from ours.
 
     A binary recipe (``label_names`` None) continues a binary model only; a multi-label one a model with the same
-    labels in the same order. A BERT encoder (any other model type) gets a new head: nothing to compare.
+    labels in the same order; a text-pair recipe (``text_pairs``) a text-pair model, a single-text one a single-text
+    model. A BERT encoder (any other model type) gets a new head: nothing to compare.
     """
     from transformers import PretrainedConfig
 
@@ -98,6 +101,12 @@ def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | No
             f"model_name_or_path {model_name_or_path!r} is an hfsent model with {theirs}, but the recipe's "
             f"label_column gives {ours}: start from a BERT encoder, or use the labels of that model"
         )
+    if bool(getattr(loaded, "text_pairs", False)) != text_pairs:
+        kinds = {True: "text pairs (text_pair_column set)", False: "single texts (no text_pair_column)"}
+        raise RecipeError(
+            f"model_name_or_path {model_name_or_path!r} is an hfsent model of {kinds[not text_pairs]}, but the "
+            f"recipe classifies {kinds[text_pairs]}: start from a BERT encoder, or classify what that model does"
+        )
 
 
 def build_model(
@@ -106,23 +115,27 @@ def build_model(
     train_labels: list,
     max_length: int,
     label_names: list[str] | None = None,
+    text_pairs: bool = False,
 ) -> HfSentModel:
     """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init), with the
     recipe's head settings (`hfsent.arguments.build_model`).
 
-    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label.
+    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label; ``text_pairs`` (the recipe
+    has a text_pair_column) a model of text pairs.
     """
     head = {
         **({"pooling": model_args.pooling} if model_args.pooling is not None else {}),
         "classifier_dropout": model_args.classifier_dropout,
         "pos_weight": _pos_weight(model_args, train_labels),
     }
+    if text_pairs:
+        head["text_pairs"] = True  # inference asks for (text, text_pair) pairs
     if label_names is not None:
         head["problem_type"] = MULTI_LABEL
         head["id2label"] = dict(enumerate(label_names))
         head["label2id"] = {name: i for i, name in enumerate(label_names)}
     if model_args.model_name_or_path:
-        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code)
+        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code, text_pairs)
     model = build_recipe_model(
         model_args, HfSentModel, tokenizer, max_length, trust_remote_code=model_args.trust_remote_code, **head
     )

@@ -444,3 +444,23 @@ def test_serve_names_what_is_wrong_with_a_pair_payload(case, pair_model):
         server.shutdown()
         server.server_close()
     assert (status, answer) == (400, {"error": str(err.value)})
+
+
+# CLASS continuing an hfsent model: a single-text recipe from a text-pair model saved a model of single texts that
+# asked for pairs (text_pairs: true kept from the checkpoint), silently
+@pytest.mark.parametrize(
+    "recipe_pairs", [False, True], ids=["single texts from a pair model", "pairs from a single-text model"]
+)
+def test_continuing_an_hfsent_model_of_the_other_input_kind(
+    recipe_pairs, pair_model, tiny_checkpoint, tmp_path, tokenizer_dir, review_csv, capsys
+):
+    start = tiny_checkpoint if recipe_pairs else pair_model
+    keys = {"model_name_or_path": str(start), "config_overrides": None}
+    data = review_csv
+    if recipe_pairs:
+        data = _pairs_csv(tmp_path / "pairs.csv", review_csv)
+        keys.update(text_column="aspect", text_pair_column="review")
+    recipe = _quick(tmp_path, tokenizer_dir, data, **keys)
+    mine, theirs = ("text pairs", "single texts") if recipe_pairs else ("single texts", "text pairs")
+    _fails(["train", str(recipe)], capsys, f"is an hfsent model of {theirs}", f"the recipe classifies {mine}")
+    assert not (tmp_path / "out").exists()
