@@ -47,11 +47,11 @@ def normalize_label(value: Any) -> int | None:
 def check_columns(raw: DatasetDict, args: DataArguments) -> None:
     """Raise if a split lacks the text, text pair or a label column (naming it and listing the columns it has), if
     the text column is also a label column, or if a text column does not hold strings (numbers, lists, mappings)."""
-    if args.text_column in args.label_columns:
-        raise DataError(
-            f"text_column and label_column are both {args.text_column!r}: name the column of texts and the column of "
-            "0/1 labels"
-        )
+    for key, column in (("text_column", args.text_column), ("text_pair_column", args.text_pair_column)):
+        if column in args.label_columns:
+            raise DataError(
+                f"{key} and label_column are both {column!r}: name the column of texts and the column of 0/1 labels"
+            )
     pair = [args.text_pair_column] if args.text_pair_column else []
     for split, ds in raw.items():
         require_columns(ds, [args.text_column, *pair, *args.label_columns], f"{args.dataset_name} (split {split})")

@@ -247,6 +247,14 @@ def test_text_pairs_whose_named_side_is_too_short_to_cut_train(
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
+def test_a_text_pair_column_that_is_a_label_column(tmp_path, tokenizer_dir, review_csv, capsys):
+    # labels written as text ("0"/"1" in JSON Lines) were read as the second text of each pair
+    rows = _label_rows(tmp_path / "rows.jsonl", review_csv, lambda i: {"food": str(i % 2), "service": str(i // 2 % 2)})
+    recipe = _quick(tmp_path, tokenizer_dir, rows, label_column=["food", "service"], text_pair_column="service")
+    _fails(["train", str(recipe)], capsys, "text_pair_column and label_column are both 'service'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncation_only_second_without_a_text_pair(tmp_path, tokenizer_dir, review_csv, capsys):
     recipe = _quick(tmp_path, tokenizer_dir, review_csv, truncation="only_second")
     _fails(["train", str(recipe)], capsys, "invalid value for 'truncation'", "no text_pair_column")
