@@ -472,3 +472,18 @@ def test_continuing_an_hfsent_model_of_the_other_input_kind(
     mine, theirs = ("text pairs", "single texts") if recipe_pairs else ("single texts", "text pairs")
     _fails(["train", str(recipe)], capsys, f"is an hfsent model of {theirs}", f"the recipe classifies {mine}")
     assert not (tmp_path / "out").exists()
+
+
+# CLASS causal-LM pretraining: a corpus shorter than one block said only "no training sequence left"
+def test_causal_lm_corpus_shorter_than_one_block(tmp_path, tokenizer_dir, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("好\n", encoding="utf-8")
+    recipe = tiny_pretrain_recipe(
+        tmp_path / "p.yaml", tokenizer_dir, corpus, tmp_path / "out", objective="causal_lm",
+        config_overrides="n_layer=1,n_head=2,n_embd=16,n_positions=64",
+    )  # fmt: skip
+    line = _fails(
+        ["pretrain", str(recipe)], capsys, "holds fewer tokens than one block of max_length 32", "lower max_length"
+    )
+    assert repr(str(corpus)) in line
+    assert not (tmp_path / "out").exists()
