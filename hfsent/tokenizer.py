@@ -107,6 +107,17 @@ def fit_tokenizer_to_model(
     return tokenizer
 
 
+def check_vocabulary(tokenizer: PreTrainedTokenizerBase, config, source: str) -> None:
+    """A ValueError naming ``source`` when ``tokenizer`` gives ids past the model's embeddings (``config.vocab_size``):
+    a tokenizer saved beside another model, whose texts would fail inside the model (an index out of range)."""
+    vocabulary = getattr(config, "vocab_size", None)
+    if vocabulary and len(tokenizer) > vocabulary:
+        raise ValueError(
+            f"the tokenizer in {source!r} has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}: "
+            "save the tokenizer the model was trained with beside it"
+        )
+
+
 def load_recipe_tokenizer(name_or_path: str | None, **kwargs) -> PreTrainedTokenizerBase:
     """`load_tokenizer` for recipes: a missing or unusable tokenizer raises `RecipeError` naming it."""
     from .errors import RecipeError

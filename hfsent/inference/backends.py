@@ -23,7 +23,7 @@ from transformers import (
 
 from ..configuration_hfsent import reads_token_types
 from ..outputs import WEIGHT_FILES
-from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
+from ..tokenizer import check_vocabulary, fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
 from .defaults import BACKENDS
 
@@ -57,12 +57,15 @@ class InferenceBackend(Protocol):
 def load_model_and_tokenizer(
     name_or_path: str, device: str | torch.device | None = None, **kwargs: Any
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load an hfsent checkpoint (Hub id or local folder) and its tokenizer, in eval mode."""
+    """Load an hfsent checkpoint (Hub id or local folder) and its tokenizer, in eval mode; a ValueError for a tokenizer
+    larger than the model's vocabulary (`hfsent.tokenizer.check_vocabulary`)."""
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
     model.eval()
     if device is not None:
         model.to(device)
-    return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
+    tokenizer = load_tokenizer(name_or_path)
+    check_vocabulary(tokenizer, model.config, str(name_or_path))
+    return model, fit_tokenizer_to_model(tokenizer, model.config)
 
 
 def detect_backend(name_or_path: str) -> str:
@@ -217,6 +220,7 @@ class OnnxBackend(_BatchedBackend):
         folder = str(self.model_file.parent)
         self.config = AutoConfig.from_pretrained(folder)
         self.tokenizer = load_tokenizer(folder)
+        check_vocabulary(self.tokenizer, self.config, folder)
         self.workers = threads or available_cpus()
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

@@ -487,3 +487,31 @@ def test_causal_lm_corpus_shorter_than_one_block(tmp_path, tokenizer_dir, capsys
     )
     assert repr(str(corpus)) in line
     assert not (tmp_path / "out").exists()
+
+
+# CLASS a checkpoint whose tokenizer is larger than its model's vocabulary (a tokenizer saved beside another model):
+# was an IndexError deep in torch (predict, export: exit 1, export leaving model.onnx behind; serve: HTTP 500)
+@pytest.fixture(scope="module")
+def mismatched_model(tmp_path_factory, zh_tokenizer) -> Path:
+    import hfsent
+
+    from ..fixtures.helpers import tiny_config
+
+    path = tmp_path_factory.mktemp("round4-vocab") / "model"
+    hfsent.HfSentModel(tiny_config(100)).save_pretrained(path)
+    zh_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "serve"])
+def test_a_tokenizer_larger_than_the_models_vocabulary(command, mismatched_model, zh_tokenizer, tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("review\n很好\n", encoding="utf-8")
+    argv = {
+        "predict": ["predict", str(mismatched_model), "-i", str(rows), "-o", str(tmp_path / "out.csv")],
+        "export": ["export", str(mismatched_model), str(tmp_path / "out"), "--onnx"],
+        "serve": ["serve", str(mismatched_model), "--port", "0"],
+    }[command]
+    fragment = f"has {len(zh_tokenizer)} tokens but the model's vocab_size is 100"
+    _fails(argv, capsys, f"cannot load model {str(mismatched_model)!r}", fragment, "save the tokenizer the model was")
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out").exists()
