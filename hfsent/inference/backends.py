@@ -15,13 +15,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
-from ..configuration_hfsent import reads_token_types
+from ..configuration_hfsent import HfSentConfig, reads_token_types
 from ..outputs import WEIGHT_FILES
 from ..tokenizer import check_vocabulary, fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
@@ -59,7 +60,13 @@ def load_model_and_tokenizer(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load an hfsent checkpoint (Hub id or local folder) and its tokenizer, in eval mode; a ValueError for a tokenizer
     larger than the model's vocabulary (`hfsent.tokenizer.check_vocabulary`)."""
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+    config = AutoConfig.from_pretrained(name_or_path)
+    if config.model_type != HfSentConfig.model_type:  # a GPT-2 LM (causal-LM pretraining's), a BERT encoder, ...
+        raise ValueError(
+            f"{str(name_or_path)!r} is a {config.model_type!r} checkpoint, not an hfsent classifier (model_type "
+            f"'hfsent'): fine-tune it first (hfsent train, model_name_or_path: {str(name_or_path)!r})"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, **kwargs)
     model.eval()
     if device is not None:
         model.to(device)

@@ -515,3 +515,24 @@ def test_a_tokenizer_larger_than_the_models_vocabulary(command, mismatched_model
     fragment = f"has {len(zh_tokenizer)} tokens but the model's vocab_size is 100"
     _fails(argv, capsys, f"cannot load model {str(mismatched_model)!r}", fragment, "save the tokenizer the model was")
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out").exists()
+
+
+# CLASS a checkpoint that is no hfsent classifier at inference: causal-LM pretraining's GPT-2 output, a BERT encoder
+# (was "AttributeError: 'GPT2Config' object has no attribute 'is_binary'", exit 1, after a random head was built)
+@pytest.mark.parametrize("model_type", ["gpt2", "bert", "t5"])
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_inference_on_a_checkpoint_that_is_no_hfsent_classifier(command, model_type, tmp_path, capsys):
+    configs = {
+        "gpt2": GPT2_TINY,
+        "bert": {"model_type": "bert", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2},
+        "t5": {"model_type": "t5", "d_model": 16, "num_layers": 1, "num_heads": 2},
+    }
+    checkpoint = _config_folder(tmp_path / "lm", configs[model_type])  # refused on its config, weights never read
+    rows = tmp_path / "rows.csv"
+    rows.write_text("review\n很好\n", encoding="utf-8")
+    argv = {
+        "predict": ["predict", str(checkpoint), "-i", str(rows), "-o", str(tmp_path / "out.csv")],
+        "serve": ["serve", str(checkpoint), "--port", "0"],
+    }[command]
+    _fails(argv, capsys, f"is a '{model_type}' checkpoint, not an hfsent classifier", "fine-tune it first")
+    assert not (tmp_path / "out.csv").exists()
