@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .datasource import allow_long_csv_fields
+
 # ASAP's 18 aspect categories (column -> the category's Chinese name, as in the ASAP paper)
 ASAP_ASPECTS: dict[str, str] = {
     "location_traffic": "交通是否便利",
@@ -69,6 +71,7 @@ def read_asap_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     Raises `AsapFormatError` naming the file (and line, column and value) for a file that is not ASAP's: not UTF-8,
     not CSV, a missing column, a value outside ASAP's, or no review at all."""
+    allow_long_csv_fields()
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..configuration_hfsent import MULTI_LABEL
+from ..datasource import allow_long_csv_fields
 from ..endpoint_handler import text_problem
 from .backends import InferenceBackend
 from .defaults import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
@@ -86,7 +87,7 @@ class TableReader:
         return self.path.open(encoding="utf-8-sig", newline="" if self.format in ("csv", "tsv") else None)
 
     def _open_csv(self, delimiter: str = ",") -> None:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        allow_long_csv_fields()
         file = self._text_file()
         reader = csv.reader(file, delimiter=delimiter)
         header = next(reader, None)
