@@ -9,6 +9,7 @@ model's positions.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import typing
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ def build_config(
         where = f"config_overrides {config_overrides!r}"
     else:
         where = f"{key} {source!r}" if source else f"model_type {model_type!r}"
-    check_config_sizes(config, where)
+    check_config_sizes(config, where, hand_written=bool(config_name))
     return config
 
 
@@ -226,16 +227,27 @@ def build_model(
 POSITIVE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 
 
-def check_config_sizes(config: PretrainedConfig, source: str) -> None:
+def check_config_sizes(config: PretrainedConfig, source: str, hand_written: bool = False) -> None:
     """`RecipeError` naming the config key and ``source`` (the recipe key the config came from) if the config's
     sizes cannot build a model: a size below 1, ``max_position_embeddings`` below 1, ``hidden_size`` not a
-    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]. A key is named as the config spells
-    it (GPT-2's ``n_embd`` for ``hidden_size``); an hfsent config's ``backbone_config`` is checked first."""
+    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]; in a ``hand_written`` config (the
+    recipe's config_name), also a key the family does not have but spells nearly so (``n_embed`` for GPT-2's
+    ``n_embd``: the model would ignore it and take the default size; a checkpoint's config may hold keys of its own,
+    such as bert-base-chinese's ``pooler_num_attention_heads``). A key is named as the config spells it (GPT-2's
+    ``n_embd`` for ``hidden_size``); an hfsent config's ``backbone_config`` is checked first."""
     backbone = getattr(config, "backbone_config", None)
     if isinstance(backbone, PretrainedConfig):
-        check_config_sizes(backbone, f"{source}, its backbone_config")
+        check_config_sizes(backbone, f"{source}, its backbone_config", hand_written)
     values = config.to_dict()
     names = dict(getattr(config, "attribute_map", None) or {})  # the family's own key of each standard one
+    known = {*type(config)().to_dict(), *names, "backbone_config"}
+    for key in sorted(set(values) - known) if hand_written else ():
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.9)
+        if close:
+            raise RecipeError(
+                f"invalid model config ({source}): {key!r} is no {config.model_type} setting (it would be ignored); "
+                f"did you mean {close[0]!r}?"
+            )
 
     def fail(key: str, expected: str) -> typing.NoReturn:
         raise RecipeError(f"invalid model config ({source}): {key} is {values[key]!r}; expected {expected}")

@@ -93,6 +93,10 @@ BACKBONE_CONFIGS = {
         {**GPT2_TINY, "resid_pdrop": 3.0},
         ["its backbone_config): resid_pdrop is 3.0; expected a probability in [0, 1]"],
     ),
+    "a misspelt size": (
+        {**GPT2_TINY, "n_embed": 32},
+        ["its backbone_config): 'n_embed' is no gpt2 setting (it would be ignored); did you mean 'n_embd'?"],
+    ),
     "heads that do not divide": (
         {**GPT2_TINY, "n_embd": 30, "n_head": 4},
         ["its backbone_config): n_embd is 30; expected a multiple of n_head (4)"],
@@ -109,10 +113,20 @@ def test_an_hfsent_config_whose_backbone_config_is_bad(case, tmp_path, tokenizer
     assert not (tmp_path / "out").exists()
 
 
-def test_a_gpt2_config_json_with_a_size_of_the_wrong_type(tmp_path, tokenizer_dir, review_csv, capsys):
-    folder = _config_folder(tmp_path / "cfg", {**GPT2_TINY, "n_layer": "two"})
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"n_layer": "two"}, "'n_layer' expected int, got str"),
+        ({"n_layers": 1}, "'n_layers' is no gpt2 setting (it would be ignored); did you mean 'n_layer'?"),
+    ],
+    ids=["a size of the wrong type", "a misspelt size"],
+)
+def test_a_gpt2_config_json_that_cannot_build_the_model_it_names(
+    change, fragment, tmp_path, tokenizer_dir, review_csv, capsys
+):
+    folder = _config_folder(tmp_path / "cfg", {**GPT2_TINY, **change})
     recipe = _quick(tmp_path, tokenizer_dir, review_csv, config_name=str(folder), config_overrides=None)
-    _fails(["train", str(recipe)], capsys, f"config_name {str(folder)!r}", "'n_layer' expected int, got str")
+    _fails(["train", str(recipe)], capsys, f"config_name {str(folder)!r}", fragment)
     assert not (tmp_path / "out").exists()
 
 
