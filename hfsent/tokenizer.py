@@ -107,6 +107,18 @@ def fit_tokenizer_to_model(
     return tokenizer
 
 
+def joins_pairs_without_a_mark(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether ``tokenizer`` encodes a text pair as the two texts' tokens back to back, with no token between and no
+    segment ids (GPT-2's tokenizer does): a model reading such pairs cannot tell where the first text ends."""
+    first, second = "甲", "乙"
+    pair = tokenizer(first, second, add_special_tokens=True)
+    alone = (
+        tokenizer(first, add_special_tokens=False)["input_ids"]
+        + tokenizer(second, add_special_tokens=False)["input_ids"]
+    )
+    return pair["input_ids"] == alone and len(set(pair.get("token_type_ids") or [0])) < 2
+
+
 def check_vocabulary(tokenizer: PreTrainedTokenizerBase, config, source: str) -> None:
     """A ValueError naming ``source`` when ``tokenizer`` gives ids past the model's embeddings (``config.vocab_size``):
     a tokenizer saved beside another model, whose texts would fail inside the model (an index out of range)."""

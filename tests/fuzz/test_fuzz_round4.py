@@ -557,3 +557,16 @@ def test_inference_on_a_checkpoint_that_is_no_hfsent_classifier(command, model_t
     }[command]
     _fails(argv, capsys, f"is a '{model_type}' checkpoint, not an hfsent classifier", "fine-tune it first")
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_text_pairs_through_a_tokenizer_that_marks_no_boundary_are_warned_about(tmp_path, review_csv, caplog):
+    tokenizer = _gpt2_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "tok")
+    data = _pairs_csv(tmp_path / "pairs.csv", review_csv)
+    keys = {"text_column": "aspect", "text_pair_column": "review", "max_train_samples": 8}
+    keys.update(config_name=str(_config_folder(tmp_path / "gpt2", GPT2_TINY)), config_overrides=None)
+    recipe = _quick(tmp_path, tmp_path / "tok", data, **keys)
+    with caplog.at_level("WARNING", logger="hfsent"):
+        assert hfsent_main(["train", str(recipe)]) == 0
+    assert "the tokenizer joins a text and its pair with no token between them" in caplog.text
+    assert "'aspect' ends and 'review' begins" in caplog.text
