@@ -81,21 +81,29 @@ def resolve_label_names(raw: DatasetDict, args: DataArguments) -> list[str] | No
     name found in the train split (sorted).
     """
     if isinstance(args.label_column, list):
-        return list(args.label_column)
-    if args.label_list is not None:
-        return list(args.label_list)
-    if "train" not in raw or args.label_column not in raw["train"].column_names:
-        return None
-    values = column_values(raw["train"], args.label_column)
-    if not any(isinstance(v, (list, tuple)) for v in values):
-        return None
-    names = sorted({n for v in values for n in (_names_in(v) or [])})
-    if not names:
-        raise DataError(f"column {args.label_column!r} of {args.dataset_name!r} holds lists but no label names")
-    if len(names) == 1:
+        names, where = list(args.label_column), "label_column"
+    elif args.label_list is not None:
+        names, where = list(args.label_list), "label_list"
+    else:
+        if "train" not in raw or args.label_column not in raw["train"].column_names:
+            return None
+        values = column_values(raw["train"], args.label_column)
+        if not any(isinstance(v, (list, tuple)) for v in values):
+            return None
+        names = sorted({n for v in values for n in (_names_in(v) or [])})
+        where = f"column {args.label_column!r} of {args.dataset_name!r}"
+        if not names:
+            raise DataError(f"{where} holds lists but no label names")
+        if len(names) == 1:
+            raise DataError(
+                f"{where} names one label ({names[0]!r}) in its train split: a multi-label model needs at least two "
+                "(name them in label_list); one yes/no label is a column of 0/1"
+            )
+    joined = next((name for name in names if "|" in str(name)), None)
+    if joined is not None:  # hfsent predict joins a row's labels with "|" (pred_labels), as data cells may
         raise DataError(
-            f"column {args.label_column!r} of {args.dataset_name!r} names one label ({names[0]!r}) in its train split: "
-            "a multi-label model needs at least two (name them in label_list); one yes/no label is a column of 0/1"
+            f"label name {joined!r} ({where}) holds '|', which joins the labels of a row (in a data cell, and in "
+            "hfsent predict's pred_labels): rename the label"
         )
     return names
 

@@ -275,7 +275,8 @@ def test_truncation_only_second_without_a_text_pair(tmp_path, tokenizer_dir, rev
     assert not (tmp_path / "out").exists()
 
 
-# CLASS labels: every row's label invalid (was "no usable rows ... outside {0, 1}" whatever the labels should be),
+# CLASS labels: every row's label invalid (was "no usable rows ... outside {0, 1}" whatever the labels should be), a
+# label name holding "|" (hfsent predict joins labels with it: ambiguous),
 # a multi-label recipe with one label (was a shape error mid-training, exit 1)
 def _label_rows(path: Path, review_csv: Path, cells) -> Path:
     import csv
@@ -311,6 +312,16 @@ LABEL_CASES = {
         {"label_list": ["food"]},
         ["invalid value for 'label_list': ['food']; expected at least two label names"],
     ),
+    "a label name holding |": (
+        lambda i: {"label": ["food|drink", "service"] if i % 2 else ["service"]},
+        {},
+        ["label name 'food|drink' (column 'label'", "holds '|', which joins the labels of a row"],
+    ),
+    "a label column named with |": (
+        lambda i: {"a|b": i % 2, "c": i // 2 % 2},
+        {"label_column": ["a|b", "c"]},
+        ["label name 'a|b' (label_column) holds '|'"],
+    ),
     "lists holding one name": (
         lambda i: {"label": ["food"] if i % 2 else []},
         {},
@@ -320,7 +331,7 @@ LABEL_CASES = {
 
 
 @pytest.mark.parametrize("case", list(LABEL_CASES))
-def test_labels_no_row_can_be_trained_on(case, tmp_path, tokenizer_dir, review_csv, capsys):
+def test_labels_that_cannot_make_a_model(case, tmp_path, tokenizer_dir, review_csv, capsys):
     cells, keys, fragments = LABEL_CASES[case]
     data = _label_rows(tmp_path / "labels.jsonl", review_csv, cells)
     recipe = _quick(tmp_path, tokenizer_dir, data, **keys)
