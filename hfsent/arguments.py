@@ -9,6 +9,7 @@ model's positions.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger("hfsent")
+
+try:  # a config value of the wrong type (transformers 5 validates each field with huggingface_hub)
+    from huggingface_hub.errors import StrictDataclassError
+
+    CONFIG_VALUE_ERRORS: tuple[type[Exception], ...] = (StrictDataclassError,)
+except ImportError:  # older huggingface_hub: configs take any value
+    CONFIG_VALUE_ERRORS = ()
 
 
 @dataclass
@@ -58,10 +66,11 @@ class ModelSourceArguments:
         """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
         return self.tokenizer_name or self.model_name_or_path or self.config_name
 
-    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> None:
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
         """Fail before any data or weights load, with a `RecipeError` naming the key: a local path named that does
         not exist, a checkpoint/config whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint),
-        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``."""
+        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``. Returns the
+        config the recipe builds its model from."""
         for key, what in (("model_name_or_path", "model"), ("config_name", "config"), ("tokenizer_name", "tokenizer")):
             check_local_source(key, getattr(self, key), what)
         config = build_config(
@@ -74,6 +83,7 @@ class ModelSourceArguments:
             context=self.model_type_context,
         )
         check_max_length(max_length, config)
+        return config
 
 
 def check_max_length(max_length: int | None, config: PretrainedConfig) -> None:
@@ -102,8 +112,10 @@ def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | N
     """``AutoConfig.from_pretrained(source)``; a config that cannot be loaded raises `RecipeError` naming ``key``."""
     try:
         return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
-    except (OSError, ValueError) as err:
-        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line(err)}") from err
+    except (OSError, ValueError, *CONFIG_VALUE_ERRORS) as err:
+        # a field's type error spans two lines: "Validation error for field 'n_layer':" / "TypeError: ..."
+        message = first_line(err) if isinstance(err, (OSError, ValueError)) else " ".join(str(err).split())
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {message}") from err
 
 
 def build_config(
@@ -146,7 +158,7 @@ def build_config(
         where = f"config_overrides {config_overrides!r}"
     else:
         where = f"{key} {source!r}" if source else f"model_type {model_type!r}"
-    check_config_sizes(config, where)
+    check_config_sizes(config, where, hand_written=bool(config_name))
     return config
 
 
@@ -215,25 +227,43 @@ def build_model(
 POSITIVE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 
 
-def check_config_sizes(config: PretrainedConfig, source: str) -> None:
+def check_config_sizes(config: PretrainedConfig, source: str, hand_written: bool = False) -> None:
     """`RecipeError` naming the config key and ``source`` (the recipe key the config came from) if the config's
     sizes cannot build a model: a size below 1, ``max_position_embeddings`` below 1, ``hidden_size`` not a
-    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]."""
+    multiple of ``num_attention_heads``, a dropout probability outside [0, 1]; in a ``hand_written`` config (the
+    recipe's config_name), also a key the family does not have but spells nearly so (``n_embed`` for GPT-2's
+    ``n_embd``: the model would ignore it and take the default size; a checkpoint's config may hold keys of its own,
+    such as bert-base-chinese's ``pooler_num_attention_heads``). A key is named as the config spells it (GPT-2's
+    ``n_embd`` for ``hidden_size``); an hfsent config's ``backbone_config`` is checked first."""
+    backbone = getattr(config, "backbone_config", None)
+    if isinstance(backbone, PretrainedConfig):
+        check_config_sizes(backbone, f"{source}, its backbone_config", hand_written)
     values = config.to_dict()
+    names = dict(getattr(config, "attribute_map", None) or {})  # the family's own key of each standard one
+    known = {*type(config)().to_dict(), *names, "backbone_config"}
+    for key in sorted(set(values) - known) if hand_written else ():
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.9)
+        if close:
+            raise RecipeError(
+                f"invalid model config ({source}): {key!r} is no {config.model_type} setting (it would be ignored); "
+                f"did you mean {close[0]!r}?"
+            )
 
     def fail(key: str, expected: str) -> typing.NoReturn:
         raise RecipeError(f"invalid model config ({source}): {key} is {values[key]!r}; expected {expected}")
 
     for key in (*POSITIVE_CONFIG_KEYS, "max_position_embeddings"):
+        key = names.get(key, key)
         value = values.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             fail(key, "an integer >= 1")
-    heads, hidden = values.get("num_attention_heads"), values.get("hidden_size")
+    heads_key, hidden_key = (names.get(key, key) for key in ("num_attention_heads", "hidden_size"))
+    heads, hidden = values.get(heads_key), values.get(hidden_key)
     if heads and hidden and hidden % heads:
-        fail("hidden_size", f"a multiple of num_attention_heads ({heads})")
+        fail(hidden_key, f"a multiple of {heads_key} ({heads})")
     for key, value in values.items():
         probability = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-        if key.endswith(("dropout_prob", "_dropout")) and value is not None and not probability:
+        if key.endswith(("dropout_prob", "_dropout", "_pdrop")) and value is not None and not probability:
             fail(key, "a probability in [0, 1] (or null)")
 
 

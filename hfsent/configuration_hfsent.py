@@ -235,6 +235,11 @@ def backbone_from(value: PretrainedConfig | dict | None) -> PretrainedConfig | N
     for BERT. A ValueError names a ``model_type`` no family handles."""
     if value is None:
         return None
+    if not isinstance(value, (PretrainedConfig, dict)):
+        raise ValueError(
+            f"backbone_config must be a config or a dict with a model_type ({', '.join(BACKBONE_TYPES)}), got "
+            f"{type(value).__name__} {str(value)[:60]!r}"
+        )
     values = value.to_dict() if isinstance(value, PretrainedConfig) else dict(value)
     model_type = values.pop("model_type", None)
     if model_type == "bert":
@@ -243,7 +248,22 @@ def backbone_from(value: PretrainedConfig | dict | None) -> PretrainedConfig | N
         raise ValueError(unsupported_backbone(model_type))
     for key in (*BACKBONE_DROPPED_KEYS, "transformers_version"):
         values.pop(key, None)
-    return AutoConfig.for_model(model_type, **values)
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except Exception as err:  # a value of the wrong type (transformers 5 validates each field)
+        raise ValueError(
+            f"backbone_config of model_type {model_type!r} is invalid: {' '.join(str(err).split())}"
+        ) from err
+
+
+def reads_token_types(config: PretrainedConfig) -> bool:
+    """Whether the model of ``config`` reads segment ids (``token_type_ids``, a text pair's 0/1): an encoder with more
+    than one segment embedding (BERT's, ERNIE's); not RoBERTa's single segment, DeBERTa-v2's none, nor a decoder. An
+    hfsent config answers for its backbone."""
+    backbone = getattr(config, "backbone_config", None)
+    if backbone is not None:
+        return reads_token_types(backbone)
+    return (getattr(config, "type_vocab_size", None) or 0) >= 2
 
 
 def mirrored_sizes(backbone: PretrainedConfig, given: dict[str, Any]) -> dict[str, Any]:

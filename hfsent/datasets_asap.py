@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
+
+from .datasource import allow_long_csv_fields
 
 # ASAP's 18 aspect categories (column -> the category's Chinese name, as in the ASAP paper)
 ASAP_ASPECTS: dict[str, str] = {
@@ -64,29 +67,60 @@ def find_split_file(in_dir: str | os.PathLike, split: str) -> Path | None:
 
 
 def read_asap_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The reviews of one ASAP CSV: ``review`` (text), ``star`` and ``aspects`` ({aspect column: -2..1})."""
+    """The reviews of one ASAP CSV: ``review`` (text), ``star`` and ``aspects`` ({aspect column: -2..1}).
+
+    Raises `AsapFormatError` naming the file (and line, column and value) for a file that is not ASAP's: not UTF-8,
+    not CSV, a missing column, a value outside ASAP's, or no review at all."""
+    allow_long_csv_fields()
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in ("reviewbody", *ASAP_ASPECTS) if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AsapFormatError(f"{path}: not an ASAP file, no column {missing[0]!r}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            aspects = {}
-            for column in ASAP_ASPECTS:
-                try:
-                    value = int(float(row[column]))
-                except (TypeError, ValueError):
-                    value = None
-                if value not in (*POLARITIES, -2):
-                    raise AsapFormatError(
-                        f"{path}, line {line}: column {column!r} holds {row[column]!r}; ASAP's values are "
-                        "1 (positive), 0 (neutral), -1 (negative) and -2 (not mentioned)"
-                    )
-                aspects[column] = value
-            star = row.get("star")
-            rows.append({"review": row["reviewbody"], "star": float(star) if star else None, "aspects": aspects})
+        try:
+            return _asap_rows(path, reader)
+        except UnicodeDecodeError as err:
+            raise AsapFormatError(
+                f"{path}: not UTF-8 text (byte {err.start} of a chunk near line {reader.line_num + 1}); ASAP's CSVs "
+                "are UTF-8: save the file as UTF-8"
+            ) from None
+        except csv.Error as err:
+            raise AsapFormatError(f"{path}, near line {reader.line_num + 1}: not valid CSV ({err})") from None
+
+
+def _asap_rows(path: str | os.PathLike, reader: csv.DictReader) -> list[dict[str, Any]]:
+    """The reviews `read_asap_csv` reads from ``reader`` (over ``path``)."""
+    missing = [c for c in ("reviewbody", *ASAP_ASPECTS) if c not in (reader.fieldnames or [])]
+    if missing:
+        raise AsapFormatError(f"{path}: not an ASAP file, no column {missing[0]!r}")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        aspects = {}
+        for column in ASAP_ASPECTS:
+            try:
+                value = int(float(row[column]))
+            except (TypeError, ValueError):
+                value = None
+            if value not in (*POLARITIES, -2):
+                raise AsapFormatError(
+                    f"{path}, line {line}: column {column!r} holds {row[column]!r}; ASAP's values are "
+                    "1 (positive), 0 (neutral), -1 (negative) and -2 (not mentioned)"
+                )
+            aspects[column] = value
+        rows.append({"review": row["reviewbody"], "star": _star(path, line, row.get("star")), "aspects": aspects})
+    if not rows:
+        raise AsapFormatError(f"{path}: holds no review (only a header)")
     return rows
+
+
+def _star(path: str | os.PathLike, line: int, value: str | None) -> float | None:
+    """The ``star`` cell as a number (None when empty); `AsapFormatError` naming it when it is not a finite one."""
+    if not value or not value.strip():
+        return None
+    try:
+        star = float(value)
+    except ValueError:
+        star = math.nan
+    if not math.isfinite(star):
+        raise AsapFormatError(f"{path}, line {line}: column 'star' holds {value!r}; expected a number or nothing")
+    return star
 
 
 def review_labels(aspects: dict[str, int]) -> list[str]:
@@ -129,7 +163,7 @@ def convert_asap(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
 
     Returns a summary: rows written per split, the label names (``labels``) or the neutral mentions left out per
     split (``pairs``). Raises `AsapFormatError` for an input that is not ASAP's, FileNotFoundError without a train
-    file, ValueError for an unknown ``mode``.
+    file, NotADirectoryError for an ``out_dir`` that is a file, ValueError for an unknown ``mode``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -149,6 +183,8 @@ def convert_asap(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
         for split, rows in reviews.items():
             outputs[split], summary["neutral_left_out"][split] = pair_rows(rows)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out_dir}: is a file, not a folder; name a folder to write the splits into")
     out.mkdir(parents=True, exist_ok=True)
     for split, rows in outputs.items():
         target = out / f"{split}.jsonl"

@@ -18,8 +18,10 @@ sources), `load_splits` every split of a labelled dataset (fine-tuning). Shared 
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -63,6 +65,12 @@ BUILTIN_PREFIX = "builtin:"
 
 class DataError(RecipeError):
     """Data that cannot be used for training; the message names the file, column or value at fault."""
+
+
+def allow_long_csv_fields() -> None:
+    """Let Python's csv module read a field of any length: its default limit (131072 characters) refuses a long
+    review. (A setting of the whole process; every CSV reader of hfsent calls this first.)"""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def file_format(path: str | os.PathLike) -> FileFormat | None:
@@ -276,6 +284,7 @@ __all__ = [
     "FILE_FORMATS",
     "DataError",
     "FileFormat",
+    "allow_long_csv_fields",
     "check_utf8",
     "file_format",
     "is_hub_id",

@@ -86,6 +86,8 @@ def parse_payload(data: Any) -> Request:
         problem = text_problem(text)
         if problem is not None:
             where = f"item {i} of " if batched else ""
+            if pairs is not None:
+                raise ValueError(f'{where}"inputs" has a "text" that is {problem}: send non-blank text')
             raise ValueError(f'{where}"inputs" is {problem}: send non-blank text (a string or a list of strings)')
     for i, text in enumerate(pairs or []):
         problem = text_problem(text)
@@ -108,9 +110,16 @@ def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
             f'"inputs" must be a string or a list of strings, got {_kind(inputs)} (text pairs: '
             '{"text": ..., "text_pair": ...} or a list of them)'
         )
-    if inputs and all(isinstance(item, Mapping) for item in inputs):
+    pair_items = [i for i, item in enumerate(inputs) if isinstance(item, Mapping)]
+    if inputs and len(pair_items) == len(inputs):
         parsed = [_parse_pair(item, f"item {i} of ") for i, item in enumerate(inputs)]
         return [t for t, _ in parsed], [p for _, p in parsed], True
+    if pair_items:
+        other = next(i for i, item in enumerate(inputs) if not isinstance(item, Mapping))
+        raise ValueError(
+            f'"inputs" mixes text pairs and other items (item {pair_items[0]} is an object, item {other} is '
+            f'{_kind(inputs[other])}): send a list of strings, or a list of {{"text": ..., "text_pair": ...}} objects'
+        )
     bad = [i for i, text in enumerate(inputs) if not isinstance(text, str)]
     if bad:
         raise ValueError(

@@ -22,7 +22,7 @@ from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedMode
 from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_hfsent import MULTI_LABEL, HfSentConfig
+from .configuration_hfsent import MULTI_LABEL, HfSentConfig, check_pooling, reads_token_types
 
 try:  # transformers >= 4.54
     from transformers.processing_utils import Unpack
@@ -178,7 +178,7 @@ def build_backbone(config: PretrainedConfig, attn_implementation: str | None = N
 def backbone_inputs(config: PretrainedConfig, backbone: PreTrainedModel, token_type_ids: torch.Tensor | None) -> dict:
     """The segment ids a backbone takes: only an encoder with more than one segment embedding reads them (RoBERTa's
     single segment and a decoder's token embeddings would be misread by BERT's 0/1 ids)."""
-    if token_type_ids is None or getattr(config, "type_vocab_size", 0) < 2:
+    if token_type_ids is None or not reads_token_types(config):
         return {}
     if "token_type_ids" not in inspect.signature(backbone.forward).parameters:
         return {}
@@ -259,6 +259,8 @@ class HfSentModel(BertPreTrainedModel):
     def __init__(self, config: HfSentConfig) -> None:
         requested = getattr(config, "_attn_implementation_internal", None)  # given by the caller, else None
         super().__init__(config)
+        # from_pretrained(..., pooling=...) sets the key after the config checked it: check it against the backbone
+        config.pooling = check_pooling(config.pooling, config.backbone_type)
         if config.backbone_config is None:
             self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooler")
         else:

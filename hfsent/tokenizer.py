@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, TokenizersBackend
 
@@ -18,6 +18,38 @@ PreTrainedTokenizerFast = type(
     (TokenizersBackend,),
     {"__module__": __name__, "__doc__": "`TokenizersBackend`, saved under the name every transformers version loads."},
 )
+
+
+def encode_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    pairs: Sequence[str],
+    max_length: int | None,
+    truncation: str = "only_second",
+) -> tuple[list[list[int]], list[list[int]] | None]:
+    """The ``input_ids`` and ``token_type_ids`` of each text pair ``[CLS] text [SEP] pair [SEP]`` (``token_type_ids``
+    None from a tokenizer that gives none: GPT-2's, RoBERTa's), cut to ``max_length`` by ``truncation`` (the pair
+    side with ``only_second``: inference, as the handler's `model_logits`; fine-tuning passes its recipe's), or on
+    both sides where the side it names is too short to cut (a first text alone longer than ``max_length``)."""
+
+    def encode(first: list[str], second: list[str], how: bool | str) -> dict:
+        return tokenizer(first, second, truncation=how, max_length=max_length, return_attention_mask=False)
+
+    if max_length is None:
+        encoded = encode(list(texts), list(pairs), False)
+        return encoded["input_ids"], encoded.get("token_type_ids")
+    try:
+        encoded = encode(list(texts), list(pairs), truncation)
+        return encoded["input_ids"], encoded.get("token_type_ids")
+    except Exception:  # a side too short to cut (tokenizers' "Truncation error"): cut that pair's longest side
+        rows = []
+        for text, pair in zip(texts, pairs, strict=True):
+            try:
+                rows.append(encode([text], [pair], truncation))
+            except Exception:
+                rows.append(encode([text], [pair], True))
+        types = [row["token_type_ids"][0] for row in rows] if "token_type_ids" in rows[0] else None
+        return [row["input_ids"][0] for row in rows], types
 
 
 def portable_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -73,6 +105,29 @@ def fit_tokenizer_to_model(
     if limit and (tokenizer.model_max_length is None or tokenizer.model_max_length > limit):
         tokenizer.model_max_length = limit
     return tokenizer
+
+
+def joins_pairs_without_a_mark(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether ``tokenizer`` encodes a text pair as the two texts' tokens back to back, with no token between and no
+    segment ids (GPT-2's tokenizer does): a model reading such pairs cannot tell where the first text ends."""
+    first, second = "甲", "乙"
+    pair = tokenizer(first, second, add_special_tokens=True)
+    alone = (
+        tokenizer(first, add_special_tokens=False)["input_ids"]
+        + tokenizer(second, add_special_tokens=False)["input_ids"]
+    )
+    return pair["input_ids"] == alone and len(set(pair.get("token_type_ids") or [0])) < 2
+
+
+def check_vocabulary(tokenizer: PreTrainedTokenizerBase, config, source: str) -> None:
+    """A ValueError naming ``source`` when ``tokenizer`` gives ids past the model's embeddings (``config.vocab_size``):
+    a tokenizer saved beside another model, whose texts would fail inside the model (an index out of range)."""
+    vocabulary = getattr(config, "vocab_size", None)
+    if vocabulary and len(tokenizer) > vocabulary:
+        raise ValueError(
+            f"the tokenizer in {source!r} has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}: "
+            "save the tokenizer the model was trained with beside it"
+        )
 
 
 def load_recipe_tokenizer(name_or_path: str | None, **kwargs) -> PreTrainedTokenizerBase:

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = convert_asap(args.in_dir, args.out_dir, args.mode)
-    except (AsapFormatError, FileNotFoundError) as err:
+    except (AsapFormatError, FileNotFoundError, NotADirectoryError) as err:
         raise RecipeError(str(err)) from err
     rows = ", ".join(f"{split} {n}" for split, n in summary["rows"].items())
     print(f"wrote {rows} rows to {args.out_dir}")

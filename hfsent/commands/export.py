@@ -64,7 +64,7 @@ def _parity_texts(
         reader = TableReader(args.parity_file)
         columns = [reader.resolve_text_column(args.text_column)]
         if args.text_pair_column is not None:
-            columns.append(reader.resolve_text_column(args.text_pair_column))
+            columns.append(reader.resolve_text_pair_column(args.text_pair_column, columns[0]))
         rows: list[list[str]] = []
         for chunk in reader.chunks():
             rows += [

@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         reader = TableReader(args.input)
         text_column = reader.resolve_text_column(args.text_column)
         if args.text_pair_column is not None:
-            reader.resolve_text_column(args.text_pair_column)
+            reader.resolve_text_pair_column(args.text_pair_column, text_column)
         check_output_path(reader, args.output, args.prefix)
     except InputError as err:
         parser.error(str(err))

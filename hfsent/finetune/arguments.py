@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
-from ..configuration_hfsent import BACKBONE_TYPES, POOLING_CHOICES
+from ..configuration_hfsent import BACKBONE_TYPES, POOLING_CHOICES, check_pooling
 from ..errors import RecipeError
 from ..tokenizer import BERT_SPECIAL_TOKENS
 from ..training_args import RunTrainingArguments
@@ -22,6 +22,9 @@ from ..validation import SEED, at_least, between, check_ranges
 from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 TRUNCATION_CHOICES = ("only_second", "only_first", "longest_first")
 DEFAULT_LORA_TARGETS = ("query", "key", "value", "dense")
@@ -99,6 +102,17 @@ class ModelArguments(ModelSourceArguments):
             raise ValueError(
                 "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
             )
+
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
+        """`ModelSourceArguments.check_sources`, and ``pooling`` against the backbone the model starts from (a
+        decoder reads its last token only): a `RecipeError` naming the key, before any data or weights load."""
+        config = super().check_sources(max_length, cache_dir)
+        backbone = getattr(config, "backbone_type", config.model_type)  # an hfsent config: its backbone's type
+        try:
+            check_pooling(self.pooling, backbone)
+        except ValueError as err:
+            raise RecipeError(f"invalid value for 'pooling': {err}") from err
+        return config
 
 
 @dataclass
@@ -208,10 +222,18 @@ class DataArguments:
                 "label_list names the labels of ONE label_column holding lists of names; with a list of "
                 "label columns, the column names are the labels"
             )
-        if self.label_list is not None and not self.label_list:
-            raise RecipeError("invalid value for 'label_list': []; expected at least one label name")
+        if self.label_list is not None and len(self.label_list) < 2:
+            raise RecipeError(
+                f"invalid value for 'label_list': {self.label_list!r}; expected at least two label names (one yes/no "
+                "label is a label_column of 0/1)"
+            )
         if self.text_pair_column is not None and self.text_pair_column == self.text_column:
             raise RecipeError(f"text_pair_column {self.text_pair_column!r} is the text_column; name a second column")
+        if self.truncation == "only_second" and not self.text_pair_column:
+            raise RecipeError(
+                "invalid value for 'truncation': 'only_second' cuts the text pair, and the recipe has no "
+                "text_pair_column; set text_pair_column, or leave truncation unset for single texts"
+            )
 
     @property
     def label_columns(self) -> list[str]:

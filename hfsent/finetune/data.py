@@ -10,6 +10,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Value
 
 from ..datasource import DataError, column_values, load_splits, require_columns
+from ..tokenizer import encode_pairs
 
 if TYPE_CHECKING:
     from .arguments import DataArguments
@@ -46,11 +47,11 @@ def normalize_label(value: Any) -> int | None:
 def check_columns(raw: DatasetDict, args: DataArguments) -> None:
     """Raise if a split lacks the text, text pair or a label column (naming it and listing the columns it has), if
     the text column is also a label column, or if a text column does not hold strings (numbers, lists, mappings)."""
-    if args.text_column in args.label_columns:
-        raise DataError(
-            f"text_column and label_column are both {args.text_column!r}: name the column of texts and the column of "
-            "0/1 labels"
-        )
+    for key, column in (("text_column", args.text_column), ("text_pair_column", args.text_pair_column)):
+        if column in args.label_columns:
+            raise DataError(
+                f"{key} and label_column are both {column!r}: name the column of texts and the column of 0/1 labels"
+            )
     pair = [args.text_pair_column] if args.text_pair_column else []
     for split, ds in raw.items():
         require_columns(ds, [args.text_column, *pair, *args.label_columns], f"{args.dataset_name} (split {split})")
@@ -80,17 +81,30 @@ def resolve_label_names(raw: DatasetDict, args: DataArguments) -> list[str] | No
     name found in the train split (sorted).
     """
     if isinstance(args.label_column, list):
-        return list(args.label_column)
-    if args.label_list is not None:
-        return list(args.label_list)
-    if "train" not in raw or args.label_column not in raw["train"].column_names:
-        return None
-    values = column_values(raw["train"], args.label_column)
-    if not any(isinstance(v, (list, tuple)) for v in values):
-        return None
-    names = sorted({n for v in values for n in (_names_in(v) or [])})
-    if not names:
-        raise DataError(f"column {args.label_column!r} of {args.dataset_name!r} holds lists but no label names")
+        names, where = list(args.label_column), "label_column"
+    elif args.label_list is not None:
+        names, where = list(args.label_list), "label_list"
+    else:
+        if "train" not in raw or args.label_column not in raw["train"].column_names:
+            return None
+        values = column_values(raw["train"], args.label_column)
+        if not any(isinstance(v, (list, tuple)) for v in values):
+            return None
+        names = sorted({n for v in values for n in (_names_in(v) or [])})
+        where = f"column {args.label_column!r} of {args.dataset_name!r}"
+        if not names:
+            raise DataError(f"{where} holds lists but no label names")
+        if len(names) == 1:
+            raise DataError(
+                f"{where} names one label ({names[0]!r}) in its train split: a multi-label model needs at least two "
+                "(name them in label_list); one yes/no label is a column of 0/1"
+            )
+    joined = next((name for name in names if "|" in str(name)), None)
+    if joined is not None:  # hfsent predict joins a row's labels with "|" (pred_labels), as data cells may
+        raise DataError(
+            f"label name {joined!r} ({where}) holds '|', which joins the labels of a row (in a data cell, and in "
+            "hfsent predict's pred_labels): rename the label"
+        )
     return names
 
 
@@ -137,13 +151,23 @@ def clean_split(ds: Dataset, args: DataArguments, split: str, label_names: list[
         labels, invalid = _multi_label_rows(ds, args, label_names)
         bad = [i for i, y in enumerate(labels) if y is None]
         bad_cells = dict(zip(bad, invalid, strict=True))
-        accepted = "0 or 1" if isinstance(args.label_column, list) else f"one of the labels {label_names}"
-    if bad and args.invalid_labels == "error":
+        accepted = (
+            "0 or 1"
+            if isinstance(args.label_column, list)
+            else f"one of the labels {label_names} (a cell holds a list of them, or them joined by '|')"
+        )
+    if bad and (args.invalid_labels == "error" or len(bad) == len(texts)):  # every row invalid: nothing to drop to
         i = bad[0]
         column, value = bad_cells[i]
+        if args.invalid_labels == "error":
+            remedy = "fix the data or set invalid_labels: drop"
+        elif label_names is None and any(isinstance(v, str) and re.search(r"[|,;]", v) for _, v in bad_cells.values()):
+            remedy = "every row's is invalid; a column of label names per row is a multi-label one: set label_list"
+        else:
+            remedy = "every row's is invalid; fix the data or the label_column"
         raise DataError(
             f"label {value!r} in column {column!r}, row {i} of split {split!r} of "
-            f"{args.dataset_name!r} is not {accepted} ({len(bad)} such rows); fix the data or set invalid_labels: drop"
+            f"{args.dataset_name!r} is not {accepted} ({len(bad)} such rows); {remedy}"
         )
 
     def usable(i: int) -> bool:
@@ -341,8 +365,14 @@ def tokenize_splits(
     from contextlib import nullcontext
 
     def tokenize(batch: dict[str, list]) -> dict[str, Any]:
-        pairs = batch[text_pair_column] if text_pair_column else None
-        encoded = tokenizer(batch[text_column], pairs, truncation=truncation, max_length=max_length)
+        if not text_pair_column:
+            encoded = dict(tokenizer(batch[text_column], truncation=truncation, max_length=max_length))
+        else:  # a side too short to cut by `truncation` (a first text longer than max_length) is cut on both sides
+            how = truncation if isinstance(truncation, str) else "longest_first"
+            ids, types = encode_pairs(tokenizer, batch[text_column], batch[text_pair_column], max_length, how)
+            encoded = {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+            if types is not None:
+                encoded["token_type_ids"] = types
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 

@@ -24,7 +24,7 @@ from ..hub import copy_endpoint_handler, take_push_settings
 from ..outputs import METRICS, RESULTS_FILE, TOKENIZER_DIR, TRAINER_STATE_FILE, staged_output, write_json
 from ..recipe import save_recipe
 from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
-from ..tokenizer import fit_tokenizer_to_model
+from ..tokenizer import fit_tokenizer_to_model, joins_pairs_without_a_mark
 from ..training_args import accelerator_available
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
@@ -96,6 +96,14 @@ def finetune(
     splits = prepare_splits(raw, data_args, label_names)
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column], training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
+    if data_args.text_pair_column and joins_pairs_without_a_mark(tokenizer):
+        logger.warning(
+            "text_pair_column: the tokenizer joins a text and its pair with no token between them (a GPT-2 tokenizer "
+            "does), so the model cannot tell where %r ends and %r begins; a tokenizer with a separator (BERT's [SEP]) "
+            "reads pairs",
+            data_args.text_column,
+            data_args.text_pair_column,
+        )
     tokenized = tokenize_splits(
         splits,
         tokenizer,
@@ -106,9 +114,8 @@ def finetune(
         text_pair_column=data_args.text_pair_column,
         truncation=data_args.truncation_strategy if data_args.truncation or data_args.text_pair_column else True,
     )
-    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length, label_names)
-    if data_args.text_pair_column:
-        model.config.text_pairs = True  # inference asks for (text, text_pair) pairs
+    pairs = bool(data_args.text_pair_column)
+    model = build_model(model_args, tokenizer, splits["train"]["labels"], data_args.max_length, label_names, pairs)
     # The checkpoints (checkpoint-*, the output) carry a tokenizer that truncates to what the model takes.
     fit_tokenizer_to_model(tokenizer, model.config)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import has_length
 
 from ..arguments import build_model as build_recipe_model
@@ -25,6 +26,8 @@ from .data import LABELS_COLUMN
 from .sampling import GROUP_BY_LENGTH_STRATIFIED, LengthGroupedStepSampler
 
 logger = logging.getLogger("hfsent")
+# the layers LoRA adapts: linear ones (GPT-2's are transformers' Conv1D) and embeddings
+LORA_LAYER_TYPES = (torch.nn.Linear, torch.nn.Embedding, Conv1D)
 
 
 def build_tokenizer(
@@ -73,11 +76,14 @@ def _pos_weight(model_args: ModelArguments, train_labels: list) -> float | list[
     return float(model_args.pos_weight)  # a number > 0: checked by ModelArguments
 
 
-def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool) -> None:
-    """Raise `RecipeError` when ``model_name_or_path`` is an hfsent model whose labels differ from the recipe's.
+def check_checkpoint_labels(
+    model_name_or_path: str, label_names: list[str] | None, trust_remote_code: bool, text_pairs: bool = False
+) -> None:
+    """Raise `RecipeError` when ``model_name_or_path`` is an hfsent model whose labels or inputs differ from ours.
 
     A binary recipe (``label_names`` None) continues a binary model only; a multi-label one a model with the same
-    labels in the same order. A BERT encoder (any other model type) gets a new head: nothing to compare.
+    labels in the same order; a text-pair recipe (``text_pairs``) a text-pair model, a single-text one a single-text
+    model. A BERT encoder (any other model type) gets a new head: nothing to compare.
     """
     from transformers import PretrainedConfig
 
@@ -95,6 +101,12 @@ def check_checkpoint_labels(model_name_or_path: str, label_names: list[str] | No
             f"model_name_or_path {model_name_or_path!r} is an hfsent model with {theirs}, but the recipe's "
             f"label_column gives {ours}: start from a BERT encoder, or use the labels of that model"
         )
+    if bool(getattr(loaded, "text_pairs", False)) != text_pairs:
+        kinds = {True: "text pairs (text_pair_column set)", False: "single texts (no text_pair_column)"}
+        raise RecipeError(
+            f"model_name_or_path {model_name_or_path!r} is an hfsent model of {kinds[not text_pairs]}, but the "
+            f"recipe classifies {kinds[text_pairs]}: start from a BERT encoder, or classify what that model does"
+        )
 
 
 def build_model(
@@ -103,23 +115,27 @@ def build_model(
     train_labels: list,
     max_length: int,
     label_names: list[str] | None = None,
+    text_pairs: bool = False,
 ) -> HfSentModel:
     """An `HfSentModel` from a checkpoint (encoder loaded, head new) or from a config (random init), with the
     recipe's head settings (`hfsent.arguments.build_model`).
 
-    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label.
+    ``label_names`` (a multi-label recipe's labels) give a head with one logit per label; ``text_pairs`` (the recipe
+    has a text_pair_column) a model of text pairs.
     """
     head = {
         **({"pooling": model_args.pooling} if model_args.pooling is not None else {}),
         "classifier_dropout": model_args.classifier_dropout,
         "pos_weight": _pos_weight(model_args, train_labels),
     }
+    if text_pairs:
+        head["text_pairs"] = True  # inference asks for (text, text_pair) pairs
     if label_names is not None:
         head["problem_type"] = MULTI_LABEL
         head["id2label"] = dict(enumerate(label_names))
         head["label2id"] = {name: i for i, name in enumerate(label_names)}
     if model_args.model_name_or_path:
-        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code)
+        check_checkpoint_labels(model_args.model_name_or_path, label_names, model_args.trust_remote_code, text_pairs)
     model = build_recipe_model(
         model_args, HfSentModel, tokenizer, max_length, trust_remote_code=model_args.trust_remote_code, **head
     )
@@ -140,6 +156,7 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
 
     if list(model_args.lora_target_modules) == list(DEFAULT_LORA_TARGETS):
         model_args.lora_target_modules = list(LORA_TARGETS[model.config.backbone_type])
+    check_lora_targets(model, model_args.lora_target_modules)
     config = LoraConfig(
         r=model_args.lora_r,
         lora_alpha=model_args.lora_alpha,
@@ -151,6 +168,19 @@ def apply_lora(model: HfSentModel, model_args: ModelArguments):
     trainable, total = peft_model.get_nb_trainable_parameters()
     logger.info("LoRA: trainable params %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
     return peft_model
+
+
+def check_lora_targets(model: HfSentModel, targets: Iterable[str]) -> None:
+    """`RecipeError` naming each ``lora_target_modules`` entry that matches no layer of the backbone (peft matches a
+    module whose name is the entry or ends with ``.<entry>``), with the layer names it has."""
+    names = [name for name, module in model.named_modules() if name and not name.startswith("classifier")]
+    unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if unmatched:
+        layers = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, LORA_LAYER_TYPES)})
+        raise RecipeError(
+            f"invalid value for 'lora_target_modules': {unmatched[0]!r} names no layer of the "
+            f"{model.config.backbone_type} backbone; its layers: {', '.join(layers)}"
+        )
 
 
 class HfSentTrainer(Trainer):

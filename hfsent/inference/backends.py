@@ -15,14 +15,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
+from ..configuration_hfsent import HfSentConfig, reads_token_types
 from ..outputs import WEIGHT_FILES
-from ..tokenizer import fit_tokenizer_to_model, load_tokenizer
+from ..tokenizer import check_vocabulary, fit_tokenizer_to_model, load_tokenizer
 from .batching import available_cpus, batched_logits, batched_positive_probabilities, max_input_length
 from .defaults import BACKENDS
 
@@ -56,12 +58,21 @@ class InferenceBackend(Protocol):
 def load_model_and_tokenizer(
     name_or_path: str, device: str | torch.device | None = None, **kwargs: Any
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load an hfsent checkpoint (Hub id or local folder) and its tokenizer, in eval mode."""
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+    """Load an hfsent checkpoint (Hub id or local folder) and its tokenizer, in eval mode; a ValueError for a tokenizer
+    larger than the model's vocabulary (`hfsent.tokenizer.check_vocabulary`)."""
+    config = AutoConfig.from_pretrained(name_or_path)
+    if config.model_type != HfSentConfig.model_type:  # a GPT-2 LM (causal-LM pretraining's), a BERT encoder, ...
+        raise ValueError(
+            f"{str(name_or_path)!r} is a {config.model_type!r} checkpoint, not an hfsent classifier (model_type "
+            f"'hfsent'): fine-tune it first (hfsent train, model_name_or_path: {str(name_or_path)!r})"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, **kwargs)
     model.eval()
     if device is not None:
         model.to(device)
-    return model, fit_tokenizer_to_model(load_tokenizer(name_or_path), model.config)
+    tokenizer = load_tokenizer(name_or_path)
+    check_vocabulary(tokenizer, model.config, str(name_or_path))
+    return model, fit_tokenizer_to_model(tokenizer, model.config)
 
 
 def detect_backend(name_or_path: str) -> str:
@@ -216,6 +227,7 @@ class OnnxBackend(_BatchedBackend):
         folder = str(self.model_file.parent)
         self.config = AutoConfig.from_pretrained(folder)
         self.tokenizer = load_tokenizer(folder)
+        check_vocabulary(self.tokenizer, self.config, folder)
         self.workers = threads or available_cpus()
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -227,7 +239,8 @@ class OnnxBackend(_BatchedBackend):
             disabled_optimizers=list(DISABLED_OPTIMIZERS),
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
-        if getattr(self.config, "text_pairs", False) and "token_type_ids" not in self._input_names:
+        pairs = getattr(self.config, "text_pairs", False)
+        if pairs and reads_token_types(self.config) and "token_type_ids" not in self._input_names:
             raise ValueError(
                 f"{self.model_file} has no token_type_ids input, so it cannot tell a text from its pair; export the "
                 "text-pair checkpoint again with `hfsent export --onnx`"

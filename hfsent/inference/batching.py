@@ -13,6 +13,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from ..endpoint_handler import encode_truncated
+from ..tokenizer import encode_pairs
 
 # A batch of ``batch_size`` texts holds at most ``batch_size * TOKENS_PER_TEXT`` padded tokens, so long texts
 # run in smaller batches whose activations stay in cache. Measured on 2 CPU cores (BERT L4-H256, reviews):
@@ -105,34 +106,6 @@ def max_input_length(
     ``model_max_length`` and the model's ``max_position_embeddings``. Longer texts are truncated."""
     limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None), max_length]
     return min(int(limit) for limit in limits if limit)
-
-
-def encode_pairs(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], pairs: Sequence[str], max_length: int | None
-) -> tuple[list[list[int]], list[list[int]]]:
-    """The ``input_ids`` and ``token_type_ids`` of each text pair ``[CLS] text [SEP] pair [SEP]``, the pair side cut
-    to ``max_length`` (``only_second``, as the handler's `model_logits`), or both sides where the first text alone
-    is too long."""
-
-    def encode(first: list[str], second: list[str], truncation: bool | str) -> dict:
-        return tokenizer(first, second, truncation=truncation, max_length=max_length, return_attention_mask=False)
-
-    if max_length is None:
-        encoded = encode(list(texts), list(pairs), False)
-        return encoded["input_ids"], encoded["token_type_ids"]
-    try:
-        encoded = encode(list(texts), list(pairs), "only_second")
-        return encoded["input_ids"], encoded["token_type_ids"]
-    except Exception:  # a first text alone longer than max_length: cut that pair's longest side instead
-        ids, types = [], []
-        for text, pair in zip(texts, pairs, strict=True):
-            try:
-                one = encode([text], [pair], "only_second")
-            except Exception:
-                one = encode([text], [pair], True)
-            ids.append(one["input_ids"][0])
-            types.append(one["token_type_ids"][0])
-        return ids, types
 
 
 def batched_logits(

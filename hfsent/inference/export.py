@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..configuration_hfsent import reads_token_types
 from .backends import INT8_FILE, ONNX_FILE, InferenceBackend, load_model_and_tokenizer
 from .defaults import QUANTIZATIONS
 
@@ -84,13 +85,15 @@ def export_onnx(
         else:
             model = cpu_float32_copy(model)
         # Two rows of different lengths: a batch > 1 and padding, so neither axis nor the mask is specialised. A
-        # text-pair model's graph also takes token_type_ids (0 for the first text, 1 for the pair).
+        # text-pair model's graph also takes token_type_ids (0 for the first text, 1 for the pair) where its backbone
+        # reads them (BERT's; not GPT-2's nor RoBERTa's, whose tokenizers give none).
         inputs = ["input_ids", "attention_mask"]
         if getattr(model.config, "text_pairs", False):
             sample = tokenizer(
                 ["hfsent export", "short"], ["sample text pair", "pair"], padding=True, return_tensors="pt"
             )
-            inputs.append("token_type_ids")
+            if reads_token_types(model.config):
+                inputs.append("token_type_ids")
         else:
             sample = tokenizer(["hfsent export sample text", "short"], padding=True, return_tensors="pt")
         sample = {k: sample[k].cpu() for k in inputs}

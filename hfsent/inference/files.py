@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..configuration_hfsent import MULTI_LABEL
+from ..datasource import allow_long_csv_fields
 from ..endpoint_handler import text_problem
 from .backends import InferenceBackend
 from .defaults import CHUNK_ROWS, DEFAULT_PREFIX, INPUT_FORMATS, OUTPUT_FORMATS, TEXT_COLUMN_CANDIDATES
@@ -86,7 +87,7 @@ class TableReader:
         return self.path.open(encoding="utf-8-sig", newline="" if self.format in ("csv", "tsv") else None)
 
     def _open_csv(self, delimiter: str = ",") -> None:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        allow_long_csv_fields()
         file = self._text_file()
         reader = csv.reader(file, delimiter=delimiter)
         header = next(reader, None)
@@ -202,6 +203,18 @@ class TableReader:
             f"no text column in {str(self.path)!r} (looked for {', '.join(TEXT_COLUMN_CANDIDATES)}); "
             f"pass --text-column, available columns: {available}"
         )
+
+    def resolve_text_pair_column(self, requested: str, text_column: str) -> str:
+        """The column of each row's second text (``--text-pair-column``): ``requested``, which must exist and not be
+        ``text_column`` (each text would be paired with itself). Raises `InputError` naming the columns."""
+        column = self.resolve_text_column(requested)
+        if column == text_column:
+            others = ", ".join(repr(c) for c in self.columns if c != column) or "(none)"
+            raise InputError(
+                f"text pair column {column!r} is the text column of {str(self.path)!r}: name the column holding each "
+                f"row's second text (other columns: {others})"
+            )
+        return column
 
 
 def _json_object(line: str) -> dict[str, Any] | str:

@@ -168,6 +168,12 @@ def prepare_datasets(
         if collator is not None:
             with training_args.main_process_first(desc="eval masking"):
                 eval_set = premask(eval_set, collator, seed=training_args.seed)
+    if len(train) == 0 and collator is None:  # causal LM keeps full blocks only
+        raise RecipeError(
+            f"empty corpus: {', '.join(map(repr, data_args.dataset_name))} holds fewer tokens than one block of "
+            f"max_length {data_args.max_length} (objective 'causal_lm' trains on full blocks only): lower max_length "
+            "or add text"
+        )
     if len(train) == 0:
         raise RecipeError("empty corpus: no training sequence left after tokenization")
     return train, eval_set
