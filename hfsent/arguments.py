@@ -58,10 +58,11 @@ class ModelSourceArguments:
         """The tokenizer to load: ``tokenizer_name``, else the checkpoint's, else the config's (None: none named)."""
         return self.tokenizer_name or self.model_name_or_path or self.config_name
 
-    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> None:
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
         """Fail before any data or weights load, with a `RecipeError` naming the key: a local path named that does
         not exist, a checkpoint/config whose ``model_type`` is not in `accepted_model_types` (a GPT-2 checkpoint),
-        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``."""
+        or a ``max_length`` (tokens per sequence) beyond the model's ``max_position_embeddings``. Returns the
+        config the recipe starts from."""
         for key, what in (("model_name_or_path", "model"), ("config_name", "config"), ("tokenizer_name", "tokenizer")):
             check_local_source(key, getattr(self, key), what)
         config = build_config(
@@ -74,6 +75,7 @@ class ModelSourceArguments:
             context=self.model_type_context,
         )
         check_max_length(max_length, config)
+        return config
 
 
 def check_max_length(max_length: int | None, config: PretrainedConfig) -> None:

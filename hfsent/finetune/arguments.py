@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from ..arguments import ModelSourceArguments
-from ..configuration_hfsent import BACKBONE_TYPES, POOLING_CHOICES
+from ..configuration_hfsent import BACKBONE_TYPES, POOLING_CHOICES, check_pooling
 from ..errors import RecipeError
 from ..tokenizer import BERT_SPECIAL_TOKENS
 from ..training_args import RunTrainingArguments
@@ -22,6 +22,9 @@ from ..validation import SEED, at_least, between, check_ranges
 from .baseline import BASELINES
 from .metrics import THRESHOLD_METHODS, THRESHOLD_OBJECTIVES
 from .sampling import GROUP_BY_LENGTH_STRATIFIED
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 TRUNCATION_CHOICES = ("only_second", "only_first", "longest_first")
 DEFAULT_LORA_TARGETS = ("query", "key", "value", "dense")
@@ -99,6 +102,21 @@ class ModelArguments(ModelSourceArguments):
             raise ValueError(
                 "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
             )
+
+    def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
+        """`ModelSourceArguments.check_sources`, and ``pooling`` against the backbone it names (``cls`` on a
+        decoder, ``pooler`` on anything but BERT), before any data or weights load."""
+        config = super().check_sources(max_length=max_length, cache_dir=cache_dir)
+        backbone = getattr(config, "backbone_type", config.model_type)  # an hfsent checkpoint: its backbone's
+        if self.pooling is not None:
+            try:
+                check_pooling(self.pooling, backbone)
+            except ValueError as err:
+                key = "model_name_or_path" if self.model_name_or_path else "config_name"
+                source = getattr(self, key)
+                where = f" ({key} {source!r} is a {backbone} model)" if source else ""
+                raise RecipeError(f"invalid value for 'pooling'{where}: {err}") from err
+        return config
 
 
 @dataclass

@@ -81,6 +81,24 @@ def test_a_checkpoint_no_backbone_family_handles_is_rejected_by_its_model_type(
     assert not (tmp_path / "out").exists()
 
 
+def test_first_token_pooling_of_a_decoder_checkpoint_is_refused_before_any_work(
+    tmp_path, tokenizer_dir, review_csv, capsys
+):
+    # recipes/finetune/bert-base-chinese.yaml sets pooling: cls; started from a GPT-2 it would train on a token that
+    # sees only itself
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt = tmp_path / "gpt"
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=64)).save_pretrained(gpt)
+    recipe = tiny_recipe(
+        tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(gpt), config_overrides=None, pooling="cls"
+    )
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert "invalid value for 'pooling'" in line and "gpt2" in line and "use 'last'" in line
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("key", ["model_name_or_path", "tokenizer_name", "config_name", "resume_from_checkpoint"])
 def test_a_missing_local_path_is_named(key, tmp_path, tokenizer_dir, review_csv, capsys):
     missing = tmp_path / "no" / "such-model"
