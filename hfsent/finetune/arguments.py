@@ -98,9 +98,15 @@ class ModelArguments(ModelSourceArguments):
                 )
         if self.use_lora and not self.lora_target_modules:
             raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one encoder module name")
-        if self.model_name_or_path and (self.config_name or self.config_overrides):
-            raise ValueError(
-                "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
+        scratch = [key for key in ("config_name", "config_overrides", "tokenizer_vocab_size") if getattr(self, key)]
+        if self.model_name_or_path and scratch:
+            # a new config would not fit the checkpoint's weights, a new tokenizer's ids not its embeddings
+            keys = " and ".join(scratch)
+            raise RecipeError(
+                f"{keys} {'is' if len(scratch) == 1 else 'are'} for a model built from scratch, but model_name_or_path "
+                f"{self.model_name_or_path!r} starts from a checkpoint (with its own tokenizer): add "
+                f"{' '.join(f'--{key} null' for key in scratch)} to start from the checkpoint, or set "
+                "model_name_or_path to null to build from scratch"
             )
 
     def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
