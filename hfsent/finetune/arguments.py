@@ -63,7 +63,9 @@ class ModelArguments(ModelSourceArguments):
     pos_weight: str | None = field(
         default=None, metadata={"help": "BCE weight of positives: a number, or 'auto' (n_negative / n_positive)."}
     )
-    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the encoder (head fully trained)."})
+    use_lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters on the backbone (head fully trained)."}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank.", "accepts": at_least(1)})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha.", "accepts": at_least(1)})
     lora_dropout: float = field(
@@ -97,7 +99,7 @@ class ModelArguments(ModelSourceArguments):
                     f"invalid value for 'pos_weight': {self.pos_weight!r}; expected a number > 0 or 'auto'"
                 )
         if self.use_lora and not self.lora_target_modules:
-            raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one encoder module name")
+            raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one backbone module name")
         scratch = [key for key in ("config_name", "config_overrides", "tokenizer_vocab_size") if getattr(self, key)]
         if self.model_name_or_path and scratch:
             # a new config would not fit the checkpoint's weights, a new tokenizer's ids not its embeddings
