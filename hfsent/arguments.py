@@ -44,8 +44,8 @@ class ModelSourceArguments:
     config_name: str | None = field(
         default=None,
         metadata={
-            "help": "Config (Hub id or folder) of a model built from scratch (model_name_or_path empty); "
-            "default: a fresh BERT config."
+            "help": "Config (Hub id or folder) of a model built from scratch (model_name_or_path empty), of any "
+            "model_type the recipe takes; default: a fresh BERT config (pretraining with objective causal_lm: GPT-2)."
         },
     )
     config_overrides: str | None = field(
@@ -216,7 +216,7 @@ def build_model(
         if not resize_embeddings:
             raise RecipeError(
                 f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}; "
-                "use the tokenizer the encoder was trained with (tokenizer_name)"
+                "use the tokenizer the model was trained with (tokenizer_name)"
             )
         model.resize_token_embeddings(len(tokenizer))
     check_max_length(max_length, model.config)

@@ -32,7 +32,7 @@ from .errors import (
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("hfsent.commands.pretrain", "MLM-pretrain or continue pretraining a BERT encoder"),
+    "pretrain": ("hfsent.commands.pretrain", "pretrain a BERT encoder (masked LM) or a decoder (causal LM)"),
     "train": ("hfsent.commands.train", "fine-tune a sentiment model from a recipe YAML"),
     "push": ("hfsent.commands.push", "publish an output directory to the Hugging Face Hub (one commit)"),
     "predict": ("hfsent.commands.predict", "classify every row of a CSV/JSONL/Parquet/text file"),

@@ -138,7 +138,7 @@ class HfSentConfig(BertConfig):
         self.backbone_config = backbone
         self.threshold = _per_label("threshold", threshold, lambda t: 0.0 < t < 1.0, "strictly between 0 and 1")
         self.pos_weight = _per_label("pos_weight", pos_weight, lambda w: w > 0, "a positive number or None")
-        self.pooling = check_pooling(pooling, self.backbone_type)
+        self.pooling = pooling  # checked against the backbone by __setattr__
         self.text_pairs = bool(text_pairs)
         for name in ("threshold", "pos_weight"):
             value = getattr(self, name)
@@ -154,6 +154,9 @@ class HfSentConfig(BertConfig):
         if key == "id2label" and isinstance(value, dict):  # JSON's (and from_pretrained kwargs') string keys
             with contextlib.suppress(TypeError, ValueError):
                 value = {int(k): v for k, v in value.items()}
+        if key == "pooling" and "backbone_config" in self.__dict__:
+            # from_pretrained(..., pooling=...) sets it after __init__: checked against the backbone there too
+            value = check_pooling(value, self.backbone_type)
         super().__setattr__(key, value)
 
     @property

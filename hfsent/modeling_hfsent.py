@@ -22,7 +22,7 @@ from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedMode
 from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_hfsent import MULTI_LABEL, HfSentConfig, check_pooling, reads_token_types
+from .configuration_hfsent import MULTI_LABEL, HfSentConfig, reads_token_types
 
 try:  # transformers >= 4.54
     from transformers.processing_utils import Unpack
@@ -259,8 +259,6 @@ class HfSentModel(BertPreTrainedModel):
     def __init__(self, config: HfSentConfig) -> None:
         requested = getattr(config, "_attn_implementation_internal", None)  # given by the caller, else None
         super().__init__(config)
-        # from_pretrained(..., pooling=...) sets the key after the config checked it: check it against the backbone
-        config.pooling = check_pooling(config.pooling, config.backbone_type)
         if config.backbone_config is None:
             self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooler")
         else:

@@ -53,7 +53,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "onnx for a folder holding model.onnx and no torch weights, else torch",
     )
     parser.add_argument(
-        "--threshold", type=threshold, default=None, help="decision threshold on P(pos) (default: the model's)"
+        "--threshold",
+        type=threshold,
+        default=None,
+        help="decision threshold on P(pos) (default: the model's); a multi-label model's for every label",
     )
     parser.add_argument(
         "--max-length",

@@ -1,4 +1,4 @@
-"""``hfsent push OUTPUT_DIR REPO_ID``: publish a fine-tuned model to the Hugging Face Hub in one commit."""
+"""``hfsent push OUTPUT_DIR REPO_ID``: publish a fine-tuned or pretrained model to the Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Push an hfsent output directory to the Hugging Face Hub in ONE commit: weights, config, model "
         "code, tokenizer, the model card (README.md, rendered with the repo id), handler.py for Inference "
-        "Endpoints, results and plots. Intermediate checkpoints and optimizer states stay local unless asked.",
+        "Endpoints, results and plots (an `hfsent pretrain` output: the standard checkpoint, tokenizer, card and "
+        "results). Intermediate checkpoints and optimizer states stay local unless asked.",
     )
-    parser.add_argument("output_dir", help="the output directory of `hfsent train`")
+    parser.add_argument("output_dir", help="the output directory of `hfsent train` or `hfsent pretrain`")
     parser.add_argument("repo_id", help="the Hub repo, e.g. user/hfsent (created if missing)")
     parser.add_argument("--private", action="store_true", default=None, help="create the repo private")
     parser.add_argument("--revision", help="branch to push to (created if missing; default: main)")

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 PROG = "hfsent train"
 DESCRIPTION = (
-    "Fine-tune a BERT sentiment classifier. Keys of the recipe YAML are the options below; "
+    "Fine-tune a sentiment classifier (one label, many labels or text pairs) on a BERT encoder, or on a RoBERTa, "
+    "XLM-R, ERNIE, DeBERTa-v2, GPT-2, Qwen2 or Llama backbone. Keys of the recipe YAML are the options below; "
     "options given on the command line override the YAML."
 )
 

@@ -63,7 +63,9 @@ class ModelArguments(ModelSourceArguments):
     pos_weight: str | None = field(
         default=None, metadata={"help": "BCE weight of positives: a number, or 'auto' (n_negative / n_positive)."}
     )
-    use_lora: bool = field(default=False, metadata={"help": "Train LoRA adapters on the encoder (head fully trained)."})
+    use_lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters on the backbone (head fully trained)."}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank.", "accepts": at_least(1)})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha.", "accepts": at_least(1)})
     lora_dropout: float = field(
@@ -97,21 +99,31 @@ class ModelArguments(ModelSourceArguments):
                     f"invalid value for 'pos_weight': {self.pos_weight!r}; expected a number > 0 or 'auto'"
                 )
         if self.use_lora and not self.lora_target_modules:
-            raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one encoder module name")
-        if self.model_name_or_path and (self.config_name or self.config_overrides):
-            raise ValueError(
-                "config_name/config_overrides start a model from scratch: set model_name_or_path to null to use them"
+            raise RecipeError("invalid value for 'lora_target_modules': []; expected at least one backbone module name")
+        scratch = [key for key in ("config_name", "config_overrides", "tokenizer_vocab_size") if getattr(self, key)]
+        if self.model_name_or_path and scratch:
+            # a new config would not fit the checkpoint's weights, a new tokenizer's ids not its embeddings
+            keys = " and ".join(scratch)
+            raise RecipeError(
+                f"{keys} {'is' if len(scratch) == 1 else 'are'} for a model built from scratch, but model_name_or_path "
+                f"{self.model_name_or_path!r} starts from a checkpoint (with its own tokenizer): add "
+                f"{' '.join(f'--{key} null' for key in scratch)} to start from the checkpoint, or set "
+                "model_name_or_path to null to build from scratch"
             )
 
     def check_sources(self, max_length: int | None = None, cache_dir: str | None = None) -> PretrainedConfig:
-        """`ModelSourceArguments.check_sources`, and ``pooling`` against the backbone the model starts from (a
-        decoder reads its last token only): a `RecipeError` naming the key, before any data or weights load."""
-        config = super().check_sources(max_length, cache_dir)
-        backbone = getattr(config, "backbone_type", config.model_type)  # an hfsent config: its backbone's type
-        try:
-            check_pooling(self.pooling, backbone)
-        except ValueError as err:
-            raise RecipeError(f"invalid value for 'pooling': {err}") from err
+        """`ModelSourceArguments.check_sources`, and ``pooling`` against the backbone it names (``cls`` on a
+        decoder, ``pooler`` on anything but BERT), before any data or weights load."""
+        config = super().check_sources(max_length=max_length, cache_dir=cache_dir)
+        backbone = getattr(config, "backbone_type", config.model_type)  # an hfsent checkpoint: its backbone's
+        if self.pooling is not None:
+            try:
+                check_pooling(self.pooling, backbone)
+            except ValueError as err:
+                key = "model_name_or_path" if self.model_name_or_path else "config_name"
+                source = getattr(self, key)
+                where = f" ({key} {source!r} is a {backbone} model)" if source else ""
+                raise RecipeError(f"invalid value for 'pooling'{where}: {err}") from err
         return config
 
 

@@ -180,11 +180,23 @@ def clean_split(ds: Dataset, args: DataArguments, split: str, label_names: list[
     keep = [i for i in range(len(texts)) if labels[i] is not None and usable(i)]
     blank = sum(1 for i in range(len(texts)) if not usable(i))
     if blank or bad:
+        if label_names is None or isinstance(args.label_column, list):
+            expected = accepted
+        else:  # the names: too many to list in a warning
+            origin = (
+                "label_list"
+                if args.label_list is not None
+                else f"the train split's {len(label_names)} labels (label_list sets them)"
+            )
+            expected = f"one of {origin}"
+        first = f"; the first: {bad_cells[bad[0]][1]!r} in column {bad_cells[bad[0]][0]!r}" if bad else ""
         logger.warning(
-            "split %r: dropped %d row(s) with missing/blank text and %d row(s) with a label outside {0, 1}",
+            "split %r: dropped %d row(s) with missing/blank text and %d row(s) with a label that is not %s%s",
             split,
             blank,
             len(bad),
+            expected,
+            first,
         )
     cleaned = ds.select(keep)
     if LABELS_COLUMN in cleaned.column_names:

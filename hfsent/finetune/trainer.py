@@ -99,7 +99,7 @@ def check_checkpoint_labels(
     if (label_names is None) != loaded.is_binary or (label_names is not None and label_names != loaded.label_names):
         raise RecipeError(
             f"model_name_or_path {model_name_or_path!r} is an hfsent model with {theirs}, but the recipe's "
-            f"label_column gives {ours}: start from a BERT encoder, or use the labels of that model"
+            f"label_column gives {ours}: start from its backbone's checkpoint (not an hfsent model), or use its labels"
         )
     if bool(getattr(loaded, "text_pairs", False)) != text_pairs:
         kinds = {True: "text pairs (text_pair_column set)", False: "single texts (no text_pair_column)"}

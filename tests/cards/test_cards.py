@@ -207,6 +207,21 @@ def test_pretrained_encoder_card(tmp_path):
     check_golden("pretrained_encoder_card.md", card)
 
 
+def test_pretrained_decoder_card_fine_tunes_it_at_its_last_token(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    out = tmp_path / "gpt"
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=99)).save_pretrained(out)
+    recipe = {"objective": "causal_lm", "model_name_or_path": None, "dataset_name": "corpus.txt", "max_length": 64}
+    card = render_pretrained_encoder_card(out, {"eval_loss": 4.1, "eval_perplexity": 60.3}, recipe, model_id="user/gpt")
+
+    assert ModelCard(card).data.to_dict()["pipeline_tag"] == "text-generation"
+    [command] = [line for line in card.splitlines() if line.startswith("hfsent train ")]
+    # the recipe it names sets pooling: cls, which a decoder refuses: the command must override it
+    assert "recipes/finetune/bert-base-chinese.yaml" in command and command.endswith("--pooling last")
+    assert "devlin-etal-2019-bert" not in card  # a GPT-2 does not cite BERT
+
+
 def test_templates_ship_with_the_package():
     from hfsent.cards import ENCODER_TEMPLATE, SENTIMENT_TEMPLATE, TEMPLATES_DIR
 

@@ -81,6 +81,43 @@ def test_a_checkpoint_no_backbone_family_handles_is_rejected_by_its_model_type(
     assert not (tmp_path / "out").exists()
 
 
+def test_first_token_pooling_of_a_decoder_checkpoint_is_refused_before_any_work(
+    tmp_path, tokenizer_dir, review_csv, capsys
+):
+    # recipes/finetune/bert-base-chinese.yaml sets pooling: cls; started from a GPT-2 it would train on a token that
+    # sees only itself
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt = tmp_path / "gpt"
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=64)).save_pretrained(gpt)
+    recipe = tiny_recipe(
+        tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(gpt), config_overrides=None, pooling="cls"
+    )
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert "invalid value for 'pooling'" in line and "gpt2" in line and "use 'last'" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_with_a_new_tokenizer_or_config_is_refused_naming_the_keys_to_clear(
+    tmp_path, tokenizer_dir, review_csv, capsys
+):
+    # recipes/finetune/asap-*.yaml build from scratch (config_overrides, tokenizer_vocab_size): a checkpoint given on
+    # the command line would otherwise get a freshly trained tokenizer whose ids its embeddings never learned
+    from transformers import BertConfig, BertModel
+
+    bert = tmp_path / "bert"
+    BertModel(
+        BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(bert)
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, tokenizer_vocab_size=300)
+    assert hfsent_main(["train", str(recipe), "--model_name_or_path", str(bert)]) == 2
+    line = _one_error_line(capsys)
+    assert "config_overrides and tokenizer_vocab_size are for a model built from scratch" in line
+    assert "--config_overrides null --tokenizer_vocab_size null" in line and str(bert) in line
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("key", ["model_name_or_path", "tokenizer_name", "config_name", "resume_from_checkpoint"])
 def test_a_missing_local_path_is_named(key, tmp_path, tokenizer_dir, review_csv, capsys):
     missing = tmp_path / "no" / "such-model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -80,6 +81,25 @@ def test_a_column_of_label_names_infers_the_labels(tmp_path, tokenizer_dir):
     assert hfsent_main(["train", str(recipe), "--num_train_epochs", "1"]) == 0
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert list(config["id2label"].values()) == ["neg", "pos", "short"]
+
+
+def test_a_label_name_not_in_train_is_named_when_its_row_is_dropped(tmp_path, tokenizer_dir, caplog):
+    rows = [{"review": r, "tags": ["pos"]} for r in POSITIVE_REVIEWS] + [
+        {"review": r, "tags": ["neg"]} for r in NEGATIVE_REVIEWS
+    ]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows * 3), "utf-8")
+    validation = [*rows, {"review": "服务一般", "tags": ["neutral"]}]  # a label train never has
+    (data / "validation.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in validation), "utf-8"
+    )
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, data, label_column="tags", test_split_size=0)
+    with caplog.at_level(logging.WARNING, logger="hfsent"):
+        assert hfsent_main(["train", str(recipe), "--max_steps", "1"]) == 0
+    [warning] = [r.getMessage() for r in caplog.records if "split 'validation': dropped" in r.getMessage()]
+    assert "1 row(s) with a label that is not one of the train split's 2 labels (label_list sets them)" in warning
+    assert "'neutral' in column 'tags'" in warning and "{0, 1}" not in warning
 
 
 def test_text_pairs_train_a_pair_model_with_segment_ids(tmp_path, tokenizer_dir, capsys):

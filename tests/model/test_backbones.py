@@ -161,6 +161,13 @@ def test_a_decoder_is_not_pooled_at_its_first_token():
         hfsent.HfSentConfig(backbone_config=AutoConfig.for_model("roberta", **TINY).to_dict(), pooling="pooler")
 
 
+def test_first_token_pooling_is_refused_when_loading_a_decoder_checkpoint_too(tmp_path):
+    language_model("gpt2", tmp_path)
+    with pytest.raises(ValueError, match=r"pooling 'cls'.*use 'last'"):
+        hfsent.HfSentModel.from_pretrained(tmp_path, pooling="cls")
+    assert hfsent.HfSentModel.from_pretrained(tmp_path).config.pooling == "last"
+
+
 def test_a_bert_config_still_makes_the_bert_model():
     config = hfsent.HfSentConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
     assert config.backbone_config is None and config.backbone_type == "bert" and config.pooling == "cls"
