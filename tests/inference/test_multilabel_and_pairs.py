@@ -186,6 +186,8 @@ def test_predict_command_writes_a_probability_column_per_label(multilabel_dir, t
             list(result["scores"].values()), abs=1e-6
         )
     assert rows[1]["pred_error"] == "empty text"
+    # the summary says the thresholds in a few words, not one number per label
+    assert "(column 'review', thresholds 0.3 to 0.7 over 3 labels)" in proc.stdout + proc.stderr
 
 
 def test_predict_command_reads_text_pairs(pair_dir, tmp_path):
@@ -202,6 +204,7 @@ def test_predict_command_reads_text_pairs(pair_dir, tmp_path):
     expected = hfsent.predict(ASPECTS, str(pair_dir), text_pairs=TEXTS)
     got = [r["pred_positive_probability"] for r in written]
     assert got == pytest.approx([r["positive_probability"] for r in expected], abs=1e-6)
+    assert "(columns 'aspect' and 'review', threshold 0.5)" in proc.stdout + proc.stderr
 
     missing = run_cli(*args)
     assert missing.returncode == 2 and "classifies text pairs: give --text-pair-column" in missing.stderr
