@@ -130,11 +130,16 @@ def test_the_server_answers_as_the_handler(kind, multilabel_dir, pair_dir):
         for payload in payloads:
             status, answer = request(server.url, "POST", body=payload)
             assert status == 200 and answer == approx_answer(handler(payload))
-        wrong = {"inputs": TEXTS[0]} if kind == "pair" else {"inputs": pairs[0]}
-        status, answer = request(server.url, "POST", body=wrong)
-        with pytest.raises(ValueError) as err:
-            handler(wrong)
-        assert (status, answer) == (400, {"error": str(err.value)})
+        wrongs = [{"inputs": TEXTS[0]} if kind == "pair" else {"inputs": pairs[0]}]
+        if kind == "multi":  # a threshold decides nothing in a ranking of labels (hfsent serve --threshold: refused)
+            wrongs.append({"inputs": TEXTS[0], "parameters": {"threshold": 0.3}})
+        for wrong in wrongs:
+            status, answer = request(server.url, "POST", body=wrong)
+            with pytest.raises(ValueError) as err:
+                handler(wrong)
+            assert (status, answer) == (400, {"error": str(err.value)})
+        if kind == "multi":
+            assert "multi-label model" in answer["error"] and 'leave "threshold" out' in answer["error"]
     finally:
         server.shutdown()
         server.server_close()
