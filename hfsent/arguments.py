@@ -105,7 +105,14 @@ def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | N
     try:
         return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
     except (OSError, ValueError) as err:
-        raise RecipeError(f"could not load a model config from {key} {source!r}: {first_line(err)}") from err
+        hint = ""
+        if "connect" in str(err) or "offline" in str(err).lower():  # a Hub id, and no Hub
+            hint = f"; without the Hub, set {key} to a local folder holding a config.json"
+            if key == "config_name":
+                hint += ' (or to "" for a fresh default config)'
+        raise RecipeError(
+            f"could not load a model config from {key} {source!r}: {first_line(err).rstrip('.')}{hint}"
+        ) from err
 
 
 def build_config(
