@@ -212,7 +212,8 @@ def build_model(
     if len(tokenizer) > vocabulary:
         if not resize_embeddings:
             raise RecipeError(
-                f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}; "
+                f"the tokenizer ({type(tokenizer).__name__}) has {len(tokenizer)} tokens but the model's vocab_size "
+                f"is {vocabulary}; "
                 "use the tokenizer the model was trained with (tokenizer_name)"
             )
         model.resize_token_embeddings(len(tokenizer))
