@@ -115,7 +115,12 @@ def load_config(source: str, key: str = "model_name_or_path", cache_dir: str | N
     except (OSError, ValueError, *CONFIG_VALUE_ERRORS) as err:
         # a field's type error spans two lines: "Validation error for field 'n_layer':" / "TypeError: ..."
         message = first_line(err) if isinstance(err, (OSError, ValueError)) else " ".join(str(err).split())
-        raise RecipeError(f"could not load a model config from {key} {source!r}: {message}") from err
+        hint = ""
+        if "connect" in str(err) or "offline" in str(err).lower():  # a Hub id, and no Hub
+            hint = f"; without the Hub, set {key} to a local folder holding a config.json"
+            if key == "config_name":
+                hint += ' (or to "" for a fresh default config)'
+        raise RecipeError(f"could not load a model config from {key} {source!r}: {message.rstrip('.')}{hint}") from err
 
 
 def build_config(
@@ -215,7 +220,8 @@ def build_model(
     if len(tokenizer) > vocabulary:
         if not resize_embeddings:
             raise RecipeError(
-                f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {vocabulary}; "
+                f"the tokenizer ({type(tokenizer).__name__}) has {len(tokenizer)} tokens but the model's vocab_size "
+                f"is {vocabulary}; "
                 "use the tokenizer the model was trained with (tokenizer_name)"
             )
         model.resize_token_embeddings(len(tokenizer))

@@ -8,18 +8,18 @@ The Inference Endpoints toolkit imports ``handler.py`` from the repository snaps
 - ``{"inputs": "坏了", "parameters": {"top_k": null}}`` -> ``[{"label": "neg", "score": 0.91}, {"label": "pos", ...}]``
   (with ``top_k`` 2 or null, a batch gets one such list per input)
 
-as the hosted ``text-classification`` task (and ``pipeline("text-classification")``) answers, except that the
-label is decided at the model's tuned ``config.threshold`` on P(pos), not at 0.5; with both labels the decided
-label comes first. Parameters: those of the hosted task (huggingface_hub's ``TextClassificationParameters``):
-``top_k`` (1, 2 or null) and ``function_to_apply`` (``"sigmoid"``, ``"softmax"`` or ``"none"``), plus
-``threshold`` (overrides ``config.threshold``), ``truncation`` and ``max_length``. The model's logits are
-``[0, z]`` with one real logit ``z``: ``"sigmoid"`` (on ``z``, as a single-logit model's pipeline does) and
-``"softmax"`` (on ``[0, z]``) give the same scores, P(pos) = sigmoid(z) and P(neg) = 1 - P(pos); ``"none"``
-gives the raw logits, ``z`` for pos and 0 for neg. The label is decided at the threshold either way.
-Texts longer than the model accepts are always truncated to its last position (``truncation: false`` cannot
-make it read further), and only a bounded prefix of a long text is tokenized (`encode_truncated`). An empty or
-blank text, and text that is not valid Unicode, is refused. A malformed payload raises a `ValueError` saying
-what is wrong (the toolkit answers it as an HTTP 400 with that message).
+as the hosted ``text-classification`` task (and ``pipeline("text-classification")``) answers, except that the label
+is decided at the model's tuned ``config.threshold`` on P(pos), not at 0.5; with both labels the decided label
+comes first. Parameters: those of the hosted task (huggingface_hub's ``TextClassificationParameters``): ``top_k``
+(1, 2 or null) and ``function_to_apply`` (``"sigmoid"``, ``"softmax"`` or ``"none"``), plus ``threshold``
+(overrides ``config.threshold``; refused for a multi-label model), ``truncation`` and ``max_length``. The model's
+logits are ``[0, z]`` with one real logit ``z``: ``"sigmoid"`` (on ``z``, as a single-logit model's pipeline does)
+and ``"softmax"`` (on ``[0, z]``) give the same scores, P(pos) = sigmoid(z) and P(neg) = 1 - P(pos); ``"none"``
+gives the raw logits, ``z`` for pos and 0 for neg. The label is decided at the threshold either way. Texts longer
+than the model accepts are always truncated to its last position (``truncation: false`` cannot make it read
+further), and only a bounded prefix of a long text is tokenized (`encode_truncated`). An empty or blank text, and
+text that is not valid Unicode, is refused. A malformed payload raises a `ValueError` saying what is wrong (the
+toolkit answers it as an HTTP 400 with that message).
 
 This file must run where hfsent is not installed: it imports only the standard library, ``torch`` and
 ``transformers``, and loads the model with ``trust_remote_code=True`` (the code travels with the weights).
@@ -257,8 +257,9 @@ def format_predictions(
     return answers
 
 
-def check_input_kind(request: Request, text_pairs: bool) -> None:
-    """Raise a ValueError when a pair payload goes to a single-text model, or single texts to a pair model."""
+def check_input_kind(request: Request, text_pairs: bool, multi_label: bool = False) -> None:
+    """Raise a ValueError when a pair payload goes to a single-text model, or single texts to a pair model, or a
+    ``threshold`` to a multi-label model (``multi_label``), whose answers rank its labels and decide nothing."""
     if request.pairs is not None and not text_pairs:
         raise ValueError(
             'this model classifies single texts: send {"inputs": "text"} or a list of strings, not text pairs'
@@ -266,6 +267,11 @@ def check_input_kind(request: Request, text_pairs: bool) -> None:
     if request.pairs is None and text_pairs:
         raise ValueError(
             'this model classifies text pairs: send {"inputs": {"text": ..., "text_pair": ...}} or a list of them'
+        )
+    if multi_label and request.threshold is not None:
+        raise ValueError(
+            "this is a multi-label model, whose answers rank every label by its score (as the hosted task's): leave "
+            '"threshold" out'
         )
 
 
@@ -389,7 +395,7 @@ class EndpointHandler:
     def __call__(self, data: dict[str, Any]) -> list[Any]:
         """Answer one request: ``{"inputs": str | [str], "parameters": {...}}``."""
         request = parse_payload(data)
-        check_input_kind(request, self.text_pairs)
+        check_input_kind(request, self.text_pairs, self.multi_label)
         limit = min(request.max_length or self.max_length, self.max_length)
         if self.multi_label:
             logits = model_logits(self.model, self.tokenizer, request.texts, request.pairs, limit, self.batch_size)

@@ -197,6 +197,7 @@ def train_wordpiece_tokenizer(
         initial_alphabet=alphabet,
         # listed first, so numbered in this order (the trainer adds them to the vocabulary before anything else)
         special_tokens=[*BERT_SPECIAL_TOKENS, *alphabet, *pieces],
+        show_progress=False,  # its bars print as blank lines in a log (stderr not a terminal)
     )
     # A fresh tokenizer from the vocabulary: only BERT's five tokens are special (not the alphabet above)
     backend = BertWordPieceTokenizer(trainer.get_vocab(), **options)._tokenizer

@@ -281,6 +281,14 @@ class PredictSummary:
     first_problems: list[tuple[int, str]] = field(default_factory=list)
     rows_missing_columns: int = 0
     seconds: float = 0.0
+    text_pair_column: str | None = None
+
+    @property
+    def columns(self) -> str:
+        """The column(s) read, for people: ``column 'review'``, or ``columns 'aspect' and 'review'`` (text pairs)."""
+        if self.text_pair_column is None:
+            return f"column {self.text_column!r}"
+        return f"columns {self.text_column!r} and {self.text_pair_column!r}"
 
     @property
     def flagged(self) -> int:
@@ -292,7 +300,7 @@ class PredictSummary:
         rate = self.rows / self.seconds if self.seconds else 0.0
         lines = [
             f"wrote {self.rows} rows to {str(self.output)!r} in {self.seconds:.1f} s ({rate:.0f} rows/s)",
-            f"classified {self.rows - self.flagged} (column {self.text_column!r}, threshold {_cuts(self.threshold)}): "
+            f"classified {self.rows - self.flagged} ({self.columns}, {_cuts(self.threshold)}): "
             + (", ".join(f"{label} {n}" for label, n in sorted(self.labels.items())) or "none"),
         ]
         if self.flagged:
@@ -309,7 +317,12 @@ class PredictSummary:
 
 
 def _cuts(threshold: float | list[float]) -> str:
-    return ", ".join(f"{t:g}" for t in threshold) if isinstance(threshold, list) else f"{threshold:g}"
+    """The threshold for people: one number, or a multi-label model's in a few words (not one number per label)."""
+    if not isinstance(threshold, list):
+        return f"threshold {threshold:g}"
+    if len(set(threshold)) == 1:
+        return f"threshold {threshold[0]:g} for each of {len(threshold)} labels"
+    return f"thresholds {min(threshold):g} to {max(threshold):g} over {len(threshold)} labels"
 
 
 def output_columns(prefix: str = DEFAULT_PREFIX, label_names: list[str] | None = None) -> list[str]:
@@ -375,7 +388,7 @@ def predict_file(
             config.label_thresholds() if threshold is None else [validate_threshold(threshold)] * len(label_names)
         )
     id2label = config.id2label
-    summary = PredictSummary(path, text_column, threshold)
+    summary = PredictSummary(path, text_column, threshold, text_pair_column=text_pair_column)
     added = output_columns(prefix, label_names)
     writer = TableWriter(path, [*reader.columns, *added])
     bar = tqdm(

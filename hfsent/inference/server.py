@@ -136,7 +136,7 @@ class InferenceServer(ThreadingHTTPServer):
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             try:  # a text pair to a single-text model, or the reverse
-                check_input_kind(request, self.text_pairs)
+                check_input_kind(request, self.text_pairs, self.multi_label)
             except ValueError as err:
                 raise RequestError(400, str(err)) from None
             if len(request.texts) > self.max_inputs:

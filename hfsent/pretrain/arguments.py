@@ -132,7 +132,8 @@ class PretrainDataArguments:
     max_length: int = field(
         default=128,
         metadata={
-            "help": "Tokens per training sequence, [CLS] included (max_seq_length: its deprecated old name).",
+            "help": "Tokens per training sequence (with masked LM, [CLS] included; max_seq_length: its deprecated "
+            "old name).",
             "aliases": ["--max_seq_length"],
             "accepts": at_least(3),
         },

@@ -21,7 +21,7 @@ import pytest
 from hfsent.cli import COMMANDS
 from hfsent.cli import main as hfsent_main
 
-from ..fixtures.helpers import tiny_pretrain_recipe, tiny_recipe
+from ..fixtures.helpers import ROOT, run_cli, tiny_pretrain_recipe, tiny_recipe
 
 
 def _one_error_line(capsys, prog: str = "hfsent train") -> str:
@@ -130,6 +130,29 @@ def test_a_missing_local_path_is_named(key, tmp_path, tokenizer_dir, review_csv,
     assert f"not found: '{missing}'" in line and key in line
     assert "Repo id" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_larger_than_the_checkpoint_vocabulary_is_named(tmp_path, tokenizer_dir, review_csv, capsys):
+    from transformers import BertConfig, BertModel
+
+    bert = tmp_path / "bert"
+    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    BertModel(config).save_pretrained(bert)
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, model_name_or_path=str(bert), config_overrides=None)
+    assert hfsent_main(["train", str(recipe)]) == 2
+    line = _one_error_line(capsys)
+    assert "the tokenizer (Bert" in line and "tokens but the model's vocab_size is 64" in line
+    assert "the tokenizer the model was trained with (tokenizer_name)" in line
+
+
+def test_a_hub_config_without_the_hub_says_to_name_a_local_folder(tmp_path):
+    # recipes/pretrain/zh-mini-gpt.yaml names openai-community/gpt2's config; offline, with an empty cache
+    recipe = ROOT / "recipes" / "pretrain" / "zh-mini-gpt.yaml"
+    proc = run_cli("pretrain", str(recipe), "--output_dir", str(tmp_path / "out"), env={"HF_HOME": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("hfsent pretrain: error: ")]
+    assert "config_name 'openai-community/gpt2'" in line
+    assert 'without the Hub, set config_name to a local folder holding a config.json (or to "" for' in line
 
 
 def test_pretrain_rejects_a_missing_checkpoint_the_same_way(tmp_path, tokenizer_dir, capsys):

@@ -140,6 +140,16 @@ def test_tokenizer_training_gives_the_same_vocabulary_every_time():
     assert again == first
 
 
+def test_a_run_that_trains_its_tokenizer_prints_no_blank_lines(tmp_path, tokenizer_dir, review_csv, capfd):
+    # tokenizers' progress bars (written by Rust straight to a file descriptor) were blank lines in a log
+    recipe = tiny_recipe(tmp_path, tokenizer_dir, review_csv, tokenizer_name=None, tokenizer_vocab_size=300)
+    argv = ["train", str(recipe), "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
+    assert hfsent_main([*argv, "--load_best_model_at_end", "false"]) == 0
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+    printed = capfd.readouterr()
+    assert "\n\n\n" not in printed.out and "\n\n\n" not in printed.err
+
+
 # 20 steps: a checkpoint every 10, so the run is killed halfway (after checkpoint-10) and resumes for the other 10
 QUICKSTART_BUDGET = [
     "--max_train_samples", "320", "--max_eval_samples", "64", "--max_test_samples", "64",

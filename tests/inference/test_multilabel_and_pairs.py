@@ -130,11 +130,16 @@ def test_the_server_answers_as_the_handler(kind, multilabel_dir, pair_dir):
         for payload in payloads:
             status, answer = request(server.url, "POST", body=payload)
             assert status == 200 and answer == approx_answer(handler(payload))
-        wrong = {"inputs": TEXTS[0]} if kind == "pair" else {"inputs": pairs[0]}
-        status, answer = request(server.url, "POST", body=wrong)
-        with pytest.raises(ValueError) as err:
-            handler(wrong)
-        assert (status, answer) == (400, {"error": str(err.value)})
+        wrongs = [{"inputs": TEXTS[0]} if kind == "pair" else {"inputs": pairs[0]}]
+        if kind == "multi":  # a threshold decides nothing in a ranking of labels (hfsent serve --threshold: refused)
+            wrongs.append({"inputs": TEXTS[0], "parameters": {"threshold": 0.3}})
+        for wrong in wrongs:
+            status, answer = request(server.url, "POST", body=wrong)
+            with pytest.raises(ValueError) as err:
+                handler(wrong)
+            assert (status, answer) == (400, {"error": str(err.value)})
+        if kind == "multi":
+            assert "multi-label model" in answer["error"] and 'leave "threshold" out' in answer["error"]
     finally:
         server.shutdown()
         server.server_close()
@@ -186,6 +191,8 @@ def test_predict_command_writes_a_probability_column_per_label(multilabel_dir, t
             list(result["scores"].values()), abs=1e-6
         )
     assert rows[1]["pred_error"] == "empty text"
+    # the summary says the thresholds in a few words, not one number per label
+    assert "(column 'review', thresholds 0.3 to 0.7 over 3 labels)" in proc.stdout + proc.stderr
 
 
 def test_predict_command_reads_text_pairs(pair_dir, tmp_path):
@@ -202,6 +209,7 @@ def test_predict_command_reads_text_pairs(pair_dir, tmp_path):
     expected = hfsent.predict(ASPECTS, str(pair_dir), text_pairs=TEXTS)
     got = [r["pred_positive_probability"] for r in written]
     assert got == pytest.approx([r["positive_probability"] for r in expected], abs=1e-6)
+    assert "(columns 'aspect' and 'review', threshold 0.5)" in proc.stdout + proc.stderr
 
     missing = run_cli(*args)
     assert missing.returncode == 2 and "classifies text pairs: give --text-pair-column" in missing.stderr
