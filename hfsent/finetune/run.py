@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -293,20 +294,32 @@ def format_results(results: dict[str, Any]) -> str:
     if "labels" in results:
         return _format_multilabel(results)
     baselines = sorted({k.split("_")[1] for k in results if k.startswith("baseline_") and k.endswith("_test_accuracy")})
-    header = f"{'test metric':<12} {'@0.5':>8} {'@' + format(results['threshold'], '.3f'):>8}"
+    tuned = results["threshold"] != 0.5  # else the tuned column repeats the first
+    header = f"{'test metric':<12} {'@0.5':>8}" + (f" {'@' + format(results['threshold'], '.3f'):>8}" if tuned else "")
     lines = [header + "".join(f" {BASELINE_TITLES.get(b, b):>10}" for b in baselines)]
     for name in METRICS:
         if f"test_{name}" in results:
-            row = f"{name:<12} {results[f'test_{name}']:>8.4f} {results[f'test_tuned_{name}']:>8.4f}"
+            row = f"{name:<12} {results[f'test_{name}']:>8.4f}"
+            row += f" {results[f'test_tuned_{name}']:>8.4f}" if tuned else ""
             row += "".join(f" {results.get(f'baseline_{b}_test_{name}', float('nan')):>10.4f}" for b in baselines)
             lines.append(row)
     if results.get("pair_groups"):  # a text-pair model: each first text (aspect) on its own
-        width = max(12, *(len(g) for g in results["pair_groups"]))
-        lines += ["", f"{'first text':<{width}} {'rows':>5} {'accuracy':>9} {'f1':>9} {'roc_auc':>9}"]
+        width = max(12, *(display_width(g) for g in results["pair_groups"]))
+        lines += ["", f"{pad('first text', width)} {'rows':>5} {'accuracy':>9} {'f1':>9} {'roc_auc':>9}"]
         for group in results["pair_groups"]:
             cells = " ".join(f"{results[f'test_{m}/{group}']:>9.4f}" for m in ("accuracy", "f1", "roc_auc"))
-            lines.append(f"{group:<{width}} {results[f'test_rows/{group}']:>5} {cells}")
+            lines.append(f"{pad(group, width)} {results[f'test_rows/{group}']:>5} {cells}")
     return "\n".join(lines)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: two for a wide (CJK) character, one for any other."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (`display_width`)."""
+    return text + " " * max(0, width - display_width(text))
 
 
 MULTILABEL_AVERAGES = ("accuracy", "exact_match", "f1_micro", "f1_macro", "roc_auc_micro", "roc_auc_macro")
@@ -324,12 +337,12 @@ def _format_multilabel(results: dict[str, Any]) -> str:
             lines.append(row + (f" {results[f'test_tuned_{name}']:>8.4f}" if tuned else ""))
     if "test_f1_micro" not in results:
         return "\n".join(lines)
-    width = max(12, *(len(n) for n in labels))
-    lines += ["", f"{'label':<{width}} " + " ".join(f"{m:>9}" for m in PER_LABEL_METRICS) + f" {'threshold':>9}"]
+    width = max(12, *(display_width(n) for n in labels))
+    lines += ["", f"{pad('label', width)} " + " ".join(f"{m:>9}" for m in PER_LABEL_METRICS) + f" {'threshold':>9}"]
     prefix = "test_tuned" if tuned else "test"
     for name, cut in zip(labels, thresholds, strict=True):
         cells = " ".join(f"{results.get(f'{prefix}_{m}/{name}', float('nan')):>9.4f}" for m in PER_LABEL_METRICS)
-        lines.append(f"{name:<{width}} {cells} {cut:>9.3f}")
+        lines.append(f"{pad(name, width)} {cells} {cut:>9.3f}")
     return "\n".join(lines)
 
 
