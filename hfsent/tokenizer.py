@@ -107,16 +107,71 @@ def fit_tokenizer_to_model(
     return tokenizer
 
 
+# Two one-token texts to probe how a tokenizer joins a text pair
+PAIR_PROBE = ("甲", "乙")
+
+
+def _split_around(ids: list[int], middle: list[int]) -> tuple[list[int], list[int]] | None:
+    """The ids before and after the first run of ``middle`` in ``ids``; None where ``middle`` is not in it."""
+    for i in range(len(ids) - len(middle) + 1):
+        if ids[i : i + len(middle)] == middle:
+            return ids[:i], ids[i + len(middle) :]
+    return None
+
+
 def joins_pairs_without_a_mark(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Whether ``tokenizer`` encodes a text pair as the two texts' tokens back to back, with no token between and no
-    segment ids (GPT-2's tokenizer does): a model reading such pairs cannot tell where the first text ends."""
-    first, second = "甲", "乙"
+    """Whether ``tokenizer`` encodes a text pair with the two texts' tokens back to back, no token between and no
+    segment ids (GPT-2's, Qwen2's and Llama's tokenizers do): a model reading such pairs cannot tell where the first
+    text ends."""
+    first, second = PAIR_PROBE
     pair = tokenizer(first, second, add_special_tokens=True)
     alone = (
         tokenizer(first, add_special_tokens=False)["input_ids"]
         + tokenizer(second, add_special_tokens=False)["input_ids"]
     )
-    return pair["input_ids"] == alone and len(set(pair.get("token_type_ids") or [0])) < 2
+    return _split_around(pair["input_ids"], alone) is not None and len(set(pair.get("token_type_ids") or [0])) < 2
+
+
+def mark_text_pairs(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """Make a fast ``tokenizer`` that joins a text pair with nothing between (`joins_pairs_without_a_mark`) put its
+    separator token (``sep_token``, else ``eos_token``: GPT-2's ``<|endoftext|>``) between the two texts, and
+    return that token; None where it already marks pairs, or has no such token or no post-processor to change.
+
+    A single text encodes as before (its special tokens, a Llama BOS say, are kept), a pair as
+    ``<same prefix> text <mark> pair <same suffix>``. The change is the tokenizer's post-processor: it is saved in
+    tokenizer.json, so the pipeline, the handler, ``hfsent predict`` and ONNX export encode pairs alike, on
+    transformers 4 and 5.
+    """
+    from tokenizers import processors
+
+    backend = getattr(tokenizer, "_tokenizer", None)
+    mark = tokenizer.sep_token or tokenizer.eos_token
+    if backend is None or mark is None or not joins_pairs_without_a_mark(tokenizer):
+        return None
+    first, second = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in PAIR_PROBE)
+    single = _split_around(tokenizer(PAIR_PROBE[0])["input_ids"], first)
+    pair = _split_around(tokenizer(*PAIR_PROBE)["input_ids"], first + second)
+    if single is None or pair is None:
+        return None
+    names = tokenizer.convert_ids_to_tokens
+    special = {t: i for ids in (*single, *pair) for t, i in zip(names(ids), ids, strict=True)}
+    special[mark] = tokenizer.convert_tokens_to_ids(mark)
+    template = processors.TemplateProcessing(
+        single=[*names(single[0]), "$A", *names(single[1])],
+        pair=[*names(pair[0]), "$A", mark, "$B:1", *names(pair[1])],
+        special_tokens=list(special.items()),
+    )
+    before = backend.post_processor
+    # GPT-2's ByteLevel post-processor only trims offsets: kept, with the template after it
+    backend.post_processor = (
+        processors.Sequence([before, template]) if isinstance(before, processors.ByteLevel) else template
+    )
+    expected_single = single[0] + first + single[1]
+    expected_pair = pair[0] + first + [special[mark]] + second + pair[1]
+    if tokenizer(PAIR_PROBE[0])["input_ids"] != expected_single or tokenizer(*PAIR_PROBE)["input_ids"] != expected_pair:
+        backend.post_processor = before  # a tokenizer this does not understand: left as it was
+        return None
+    return mark
 
 
 def check_vocabulary(tokenizer: PreTrainedTokenizerBase, config, source: str) -> None:

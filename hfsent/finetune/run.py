@@ -25,7 +25,7 @@ from ..hub import copy_endpoint_handler, take_push_settings
 from ..outputs import METRICS, RESULTS_FILE, TOKENIZER_DIR, TRAINER_STATE_FILE, staged_output, write_json
 from ..recipe import save_recipe
 from ..runs import InterruptCallback, RecipeCheckpointCallback, claim_run
-from ..tokenizer import fit_tokenizer_to_model, joins_pairs_without_a_mark
+from ..tokenizer import fit_tokenizer_to_model, joins_pairs_without_a_mark, mark_text_pairs
 from ..training_args import accelerator_available
 from .arguments import DataArguments, HfSentTrainingArguments, ModelArguments
 from .baseline import BASELINE_TITLES, baseline_results
@@ -98,13 +98,17 @@ def finetune(
     tokenizer = build_tokenizer(model_args, splits["train"][data_args.text_column], training_args, resume)
     tokenizer.model_max_length = max(data_args.max_length, min(tokenizer.model_max_length, 512))
     if data_args.text_pair_column and joins_pairs_without_a_mark(tokenizer):
-        logger.warning(
-            "text_pair_column: the tokenizer joins a text and its pair with no token between them (a GPT-2 tokenizer "
-            "does), so the model cannot tell where %r ends and %r begins; a tokenizer with a separator (BERT's [SEP]) "
-            "reads pairs",
-            data_args.text_column,
-            data_args.text_pair_column,
-        )
+        mark = mark_text_pairs(tokenizer)  # saved with the tokenizer: inference marks pairs alike
+        if mark is not None:
+            logger.info("text_pair_column: the tokenizer now puts %r between a text and its pair", mark)
+        else:
+            logger.warning(
+                "text_pair_column: the tokenizer joins a text and its pair with no token between them and has no "
+                "separator or end-of-text token to put there, so the model cannot tell where %r ends and %r begins; "
+                "a tokenizer with a separator (BERT's [SEP]) reads pairs",
+                data_args.text_column,
+                data_args.text_pair_column,
+            )
     tokenized = tokenize_splits(
         splits,
         tokenizer,

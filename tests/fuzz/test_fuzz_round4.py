@@ -570,14 +570,39 @@ def test_inference_on_a_checkpoint_that_is_no_hfsent_classifier(command, model_t
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_text_pairs_through_a_tokenizer_that_marks_no_boundary_are_warned_about(tmp_path, review_csv, caplog):
+def test_text_pairs_through_a_tokenizer_that_marks_no_boundary_get_its_end_of_text_between(
+    tmp_path, review_csv, caplog
+):
+    """GPT-2's tokenizer joins a text and its pair back to back: a pair model's saved tokenizer puts its end-of-text
+    token between them, so the stock pipeline, hfsent.predict and a reload read the boundary the model learned."""
+    from transformers import AutoTokenizer, pipeline
+
+    import hfsent
+    from hfsent.tokenizer import mark_text_pairs
+
     tokenizer = _gpt2_tokenizer()
     tokenizer.save_pretrained(tmp_path / "tok")
     data = _pairs_csv(tmp_path / "pairs.csv", review_csv)
     keys = {"text_column": "aspect", "text_pair_column": "review", "max_train_samples": 8}
     keys.update(config_name=str(_config_folder(tmp_path / "gpt2", GPT2_TINY)), config_overrides=None)
     recipe = _quick(tmp_path, tmp_path / "tok", data, **keys)
-    with caplog.at_level("WARNING", logger="hfsent"):
+    with caplog.at_level("INFO", logger="hfsent"):
         assert hfsent_main(["train", str(recipe)]) == 0
-    assert "the tokenizer joins a text and its pair with no token between them" in caplog.text
-    assert "'aspect' ends and 'review' begins" in caplog.text
+    assert "the tokenizer now puts '<eos>' between a text and its pair" in caplog.text
+
+    saved = AutoTokenizer.from_pretrained(tmp_path / "out")
+    aspect, review = tokenizer("服务")["input_ids"], tokenizer("物流很快")["input_ids"]
+    assert saved("服务", "物流很快")["input_ids"] == [*aspect, saved.eos_token_id, *review]
+    assert saved("服务")["input_ids"] == aspect  # single texts encode as before
+    scores = pipeline("text-classification", model=str(tmp_path / "out"))(
+        {"text": "服务", "text_pair": "物流很快"}, top_k=None
+    )
+    [result] = hfsent.predict(["服务"], str(tmp_path / "out"), text_pairs=["物流很快"])
+    pos = next(d["score"] for d in scores if d["label"] == "pos")
+    assert result["positive_probability"] == pytest.approx(pos, abs=1e-5)
+
+    # no separator or end-of-text token to put there: the tokenizer is left as it is (and the run warns)
+    plain = _gpt2_tokenizer()
+    plain.eos_token = plain.bos_token = plain.unk_token = plain.pad_token = None
+    assert mark_text_pairs(plain) is None
+    assert plain("服务", "物流很快")["input_ids"] == aspect + review
