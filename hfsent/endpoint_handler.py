@@ -98,13 +98,13 @@ def parse_payload(data: Any) -> Request:
 
 
 def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
-    """``(texts, text pairs or None, batched)`` from ``"inputs"``: a string, a ``{"text", "text_pair"}`` object,
-    or a list of either kind (not mixed)."""
+    """``(texts, text pairs or None, batched)`` from ``"inputs"``: a string, a ``{"text", "text_pair"}`` object
+    (``{"text"}`` alone is one text, as the stock pipeline reads it), or a list of either kind (not mixed)."""
     if isinstance(inputs, str):
         return [inputs], None, False
     if isinstance(inputs, Mapping):
         text, pair = _parse_pair(inputs, "")
-        return [text], [pair], False
+        return [text], None if pair is _NO_PAIR else [pair], False
     if not isinstance(inputs, list):
         raise ValueError(
             f'"inputs" must be a string or a list of strings, got {_kind(inputs)} (text pairs: '
@@ -113,7 +113,16 @@ def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
     pair_items = [i for i, item in enumerate(inputs) if isinstance(item, Mapping)]
     if inputs and len(pair_items) == len(inputs):
         parsed = [_parse_pair(item, f"item {i} of ") for i, item in enumerate(inputs)]
-        return [t for t, _ in parsed], [p for _, p in parsed], True
+        alone = [i for i, (_, pair) in enumerate(parsed) if pair is _NO_PAIR]
+        if not alone:
+            return [t for t, _ in parsed], [p for _, p in parsed], True
+        if len(alone) == len(parsed):
+            return [t for t, _ in parsed], None, True
+        paired = next(i for i, (_, pair) in enumerate(parsed) if pair is not _NO_PAIR)
+        raise ValueError(
+            f'"inputs" mixes text pairs and single texts (item {paired} has a "text_pair", item {alone[0]} has '
+            'none): send every item with a "text_pair", or none'
+        )
     if pair_items:
         other = next(i for i, item in enumerate(inputs) if not isinstance(item, Mapping))
         raise ValueError(
@@ -129,15 +138,19 @@ def _parse_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
     return list(inputs), None, True
 
 
+_NO_PAIR = object()  # an input object with a "text" and no "text_pair": one text
+
+
 def _parse_pair(item: Mapping, where: str) -> tuple[Any, Any]:
-    """The ``(text, text_pair)`` of one ``{"text": ..., "text_pair": ...}`` input."""
+    """The ``(text, text_pair)`` of one ``{"text": ..., "text_pair": ...}`` input; ``text_pair`` `_NO_PAIR` for a
+    ``{"text": ...}`` alone."""
     unknown = sorted(set(item) - {"text", "text_pair"})
-    if unknown or "text" not in item or "text_pair" not in item:
+    if unknown or "text" not in item:
         raise ValueError(
             f'{where}"inputs" must be a string or a list of strings, got dict with keys {sorted(item)} (a text pair '
             'is {"text": ..., "text_pair": ...})'
         )
-    return item["text"], item["text_pair"]
+    return item["text"], item.get("text_pair", _NO_PAIR)
 
 
 def text_problem(value: Any) -> str | None:

@@ -64,7 +64,7 @@ CASES = {
     "empty text": (post_json({"inputs": ""}), 400, '"inputs" is empty text'),
     "blank text in a list": (post_json({"inputs": ["好", "\t\n "]}), 400, 'item 1 of "inputs" is empty text'),
     "null inputs": (post_json({"inputs": None}), 400, '"inputs" must be a string or a list of strings, got null'),
-    "object inputs": (post_json({"inputs": {"text": "好"}}), 400, "got dict"),
+    "object inputs": (post_json({"inputs": {"txt": "好"}}), 400, "got dict with keys ['txt']"),
     "NaN inputs": (post(b'{"inputs": NaN}'), 400, "got float"),
     "top-level string": (post_json("好"), 400, "must be a JSON object"),
     "unknown key": (post_json({"inputs": "好", "options": {}}), 400, "unknown payload key(s) ['options']"),

@@ -91,13 +91,30 @@ def test_pair_model_through_predict_pipeline_and_handler(pair_dir):
     assert next(d["score"] for d in one if d["label"] == "pos") == pytest.approx(expected[0], abs=1e-5)
 
 
+def test_a_text_object_without_a_pair_is_one_text_as_the_stock_pipeline_reads_it(tiny_checkpoint):
+    from transformers import pipeline
+
+    handler = EndpointHandler(str(tiny_checkpoint))
+    assert handler({"inputs": {"text": "物流很快"}}) == handler({"inputs": "物流很快"})
+    texts = ["物流很快", "太差了"]
+    assert handler({"inputs": [{"text": t} for t in texts]}) == handler({"inputs": texts})
+    stock = pipeline("text-classification", model=str(tiny_checkpoint))({"text": "物流很快"})
+    stock = stock[0] if isinstance(stock, list) else stock
+    [answer] = handler({"inputs": {"text": "物流很快"}})
+    assert answer == {"label": stock["label"], "score": pytest.approx(stock["score"], abs=1e-5)}
+
+
 def test_the_wrong_kind_of_input_is_refused_naming_what_to_send(pair_dir, tiny_checkpoint):
     with pytest.raises(ValueError, match="classifies text pairs"):
         EndpointHandler(str(pair_dir))({"inputs": "服务很好"})
     with pytest.raises(ValueError, match="classifies single texts"):
         EndpointHandler(str(tiny_checkpoint))({"inputs": {"text": "服务", "text_pair": "很好"}})
+    with pytest.raises(ValueError, match=re.escape('classifies text pairs: send {"inputs": {"text": ..., "text_pair"')):
+        EndpointHandler(str(pair_dir))({"inputs": {"text": "服务"}})  # one text, as the stock pipeline reads it
     with pytest.raises(ValueError, match=re.escape('a text pair is {"text": ..., "text_pair": ...}')):
-        EndpointHandler(str(pair_dir))({"inputs": {"text": "服务"}})
+        EndpointHandler(str(pair_dir))({"inputs": {"text": "服务", "pair": "很好"}})
+    with pytest.raises(ValueError, match=r"mixes text pairs and single texts \(item 1 has a \"text_pair\", item 0"):
+        EndpointHandler(str(pair_dir))({"inputs": [{"text": "服务"}, {"text": "服务", "text_pair": "很好"}]})
     with pytest.raises(ValueError, match="pass text_pairs"):
         hfsent.predict(["服务"], str(pair_dir))
     with pytest.raises(ValueError, match="leave text_pairs out"):
