@@ -105,7 +105,8 @@ def check_checkpoint_labels(
         kinds = {True: "text pairs (text_pair_column set)", False: "single texts (no text_pair_column)"}
         raise RecipeError(
             f"model_name_or_path {model_name_or_path!r} is an hfsent model of {kinds[not text_pairs]}, but the "
-            f"recipe classifies {kinds[text_pairs]}: start from a BERT encoder, or classify what that model does"
+            f"recipe classifies {kinds[text_pairs]}: start from its backbone's checkpoint (not an hfsent model), or "
+            "classify what that model does"
         )
 
 
